@@ -1,0 +1,34 @@
+# `make test` is the test command of the README and of CI: it builds the venv from scratch if
+# needed, installs the project with its dev extra, and runs the whole CPU test suite.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: test lint system-deps venv bench-exec bench-analysis
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+
+# bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested.
+system-deps:
+	@if ! command -v bwrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) \
+		|| echo "bubblewrap could not be installed: its tests will be skipped"; \
+	fi
+
+test: venv system-deps
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check iterkd tests benchmarks
+	$(BIN)/ruff format --check iterkd tests benchmarks
+
+bench-exec: venv
+	$(BIN)/python benchmarks/bench_executor.py
+
+bench-analysis: venv
+	$(BIN)/python benchmarks/bench_analysis.py
