@@ -122,12 +122,11 @@ class _Restorer:
         for value in list(namespace.values()):
             if type(value) is module_type:
                 self._save(value)
+                prefix = value.__name__ + "."
                 for attr in list(vars(value).values()):
-                    if (
-                        isinstance(attr, type)
-                        and getattr(attr, "__module__", None) == value.__name__
-                    ):
-                        self._save(attr)
+                    owner = getattr(attr, "__module__", None) if isinstance(attr, type) else None
+                    if owner == value.__name__ or (type(owner) is str and owner.startswith(prefix)):
+                        self._save(attr)  # e.g. unittest.TestCase, defined in unittest.case
 
     def _save(self, obj: object) -> None:
         self.saved.append((obj, dict(vars(obj))))

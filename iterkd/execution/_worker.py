@@ -59,6 +59,12 @@ KEPT_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                     "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME,
                     "strictatime": MS_STRICTATIME}  # fmt: skip
 KERNEL_TREES = ("/proc", "/sys", "/dev")
+MNT_DETACH = 2
+# Imported once here so every forked program has them for free (these are what generated code
+# imports most); a program may still import anything else the interpreter can reach.
+PRELOAD = ("math", "itertools", "functools", "collections", "heapq", "bisect", "re", "string",
+           "typing", "dataclasses", "fractions", "decimal", "statistics", "operator", "copy",
+           "hashlib", "datetime", "random", "unittest", "socket", "threading", "subprocess")  # fmt: skip
 MS_PRIVATE = 0x40000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -117,7 +123,7 @@ def _enter_user_namespace() -> None:
     _write_proc("/proc/self/gid_map", f"0 {gid} 1")
 
 
-def _mount_private_tmp(tmpfs_mb: int) -> None:
+def _mount_private_tmp(tmpfs_mb: int, notes: list) -> None:
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
     _remount_readonly()
     for path, share in PRIVATE_TMP_MOUNTS:
@@ -129,6 +135,57 @@ def _mount_private_tmp(tmpfs_mb: int) -> None:
         _check(
             _libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, opts), f"mount tmpfs on {path}"
         )
+
+
+def _interpreter_paths() -> set[str]:
+    paths = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths |= {p for p in sys.path if p and os.path.isdir(p)}
+    return {os.path.realpath(p) for p in paths}
+
+
+def _first_closed_dir(path: str) -> str | None:
+    """The first directory on the way to `path` that other users cannot enter."""
+    current = "/"
+    for part in path.strip("/").split("/"):
+        if not os.stat(current).st_mode & 0o001:
+            return current
+        current = os.path.join(current, part)
+    return None
+
+
+def _expose_interpreter(notes: list) -> None:
+    """The program's uid must read the interpreter and its libraries, which may live under a
+    directory it cannot enter (pyenv in /root, mode 700). Over each such directory goes a
+    read-only tmpfs holding bind mounts of just the needed subtrees; the rest stays hidden."""
+    wanted: dict[str, set[str]] = {}
+    for path in _interpreter_paths():
+        closed = _first_closed_dir(path)
+        if closed is not None:
+            child = path[len(closed.rstrip("/")) + 1 :].split("/")[0]
+            wanted.setdefault(closed, set()).add(child)
+    for i, (closed, children) in enumerate(sorted(wanted.items())):
+        try:
+            _mask_directory(closed, sorted(children), f"/tmp/.iterkd-expose-{i}")
+        except OSError as exc:
+            notes.append(f"interpreter under {closed} not reachable by programs: {exc}")
+
+
+def _mask_directory(closed: str, children: list[str], stage: str) -> None:
+    for child in children:
+        os.makedirs(os.path.join(stage, child))
+        src, dst = os.path.join(closed, child).encode(), os.path.join(stage, child).encode()
+        _check(_libc.mount(src, dst, None, MS_BIND | MS_REC, None), f"bind {src!r}")
+    opts = b"size=1m,mode=755"
+    _check(_libc.mount(b"tmpfs", closed.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mask")
+    for child in children:
+        target, staged = os.path.join(closed, child), os.path.join(stage, child)
+        os.mkdir(target)
+        _check(_libc.mount(staged.encode(), target.encode(), None, MS_BIND | MS_REC, None), "bind")
+        _libc.umount2(staged.encode(), MNT_DETACH)
+        os.rmdir(staged)
+    os.rmdir(stage)
+    flags = MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+    _check(_libc.mount(None, closed.encode(), None, flags, None), "read-only mask")
 
 
 def _remount_readonly() -> None:
@@ -174,8 +231,10 @@ def setup_isolation(opts: dict) -> dict:
             _check(_libc.unshare(flags), "unshare")
             iso["net_namespace"] = bool(flags & CLONE_NEWNET)
             if flags & CLONE_NEWNS:
-                _mount_private_tmp(opts["tmpfs_mb"])
+                _mount_private_tmp(opts["tmpfs_mb"], notes)
                 iso["mount_namespace"] = True
+                if opts["drop_privileges"] and is_root:
+                    _expose_interpreter(notes)
         except OSError as exc:
             notes.append(f"namespaces not applied: {exc}")
     if opts["bubblewrap"]:
@@ -505,6 +564,8 @@ def main() -> None:
     init = read_frame(ctrl_in)
     if init is None:
         return
+    for name in PRELOAD:
+        importlib.import_module(name)
     slot = Slot(init["options"], setup_isolation(init["options"]), _load_harness())
     write_frame(ctrl_out, {"ready": True, "pid": os.getpid(), "isolation": slot.iso})
     while (job := read_frame(ctrl_in)) is not None:

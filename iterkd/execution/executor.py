@@ -85,6 +85,11 @@ class Executor:
         self._uid_base = self.config.sandbox_uid_base + (os.getpid() % 20000) * 256
 
     # ------------------------------------------------------------ public
+    @property
+    def sandbox_uids(self) -> range:
+        """The uids programs of this executor run as (when privileges are dropped)."""
+        return range(self._uid_base, self._uid_base + self.n_workers)
+
     def run(
         self,
         programs: Iterable[Program],

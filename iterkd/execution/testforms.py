@@ -200,7 +200,16 @@ def _case(stmt: ast.stmt, compiled: CompiledTests) -> Case:
 
 
 def _contains_assert(stmt: ast.stmt) -> bool:
-    return any(isinstance(node, ast.Assert) for node in ast.walk(stmt))
+    """An assert statement, or a call of an assert helper (`self.assertEqual`, `assert_allclose`)."""
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Assert):
+            return True
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name.startswith("assert"):
+                return True
+    return False
 
 
 def _literal(node: ast.expr) -> Any:

@@ -69,6 +69,8 @@ def _add_case(records: _Records, record: dict, n_cases: int) -> None:
     index = record.get("case")
     if type(index) is not int or not 0 <= index < n_cases:
         records.violations.append("record for an unknown test")
+    elif "loaded" not in records.events:  # written while the program was being imported: forged
+        records.violations.append("test result before the program was loaded")
     elif record.get("status") == "start":
         records.started.add(index)
     elif index in records.cases:
