@@ -82,7 +82,15 @@ class _Encoder:
         if depth > MAX_DEPTH or self.nodes > MAX_NODES:
             raise Unencodable("value is nested too deeply or too large")
         kind = type(value)
-        if value is None or kind is bool or kind is str:
+        if value is None or kind is bool:
+            return value
+        if kind is str:
+            if value.isascii() or value.isprintable():
+                return value
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # JSON would merge a surrogate pair into one character
+                return {"$str": str.encode(value, "utf-8", "surrogatepass").hex()}
             return value
         if kind is int:
             return value if -SAFE_INT < value < SAFE_INT else {"$int": hex(value)}

@@ -68,6 +68,7 @@ PRELOAD = ("math", "itertools", "functools", "collections", "heapq", "bisect", "
 MS_PRIVATE = 0x40000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}
 PRIVATE_TMP_MOUNTS = (("/tmp", 4), ("/var/tmp", 1), ("/dev/shm", 1))  # share of tmpfs_mb each
 
@@ -239,7 +240,7 @@ def setup_isolation(opts: dict) -> dict:
             notes.append(f"namespaces not applied: {exc}")
     if opts["bubblewrap"]:
         iso["net_namespace"] = True  # bwrap was started with --unshare-net
-    elif opts["net_namespace"] and not iso["net_namespace"]:
+    elif not iso["net_namespace"]:
         notes.append("NETWORK IS NOT ISOLATED: programs can reach the network")
     iso["pid_namespace"] = opts["pid_namespace"] and _can_clone_newpid(notes)
     if opts["drop_privileges"]:
@@ -332,6 +333,7 @@ def _supervise(slot: Slot, job: dict, pid: int, fds: tuple, started: float) -> d
         _kill_everything(slot, pid)
     _, status, usage = os.wait4(pid, 0)  # with a namespace: its init, which reaped the program
     wall = time.monotonic() - started
+    _reap_orphans()
     watch.drain(deadline=time.monotonic() + 1.0)
     if slot.iso["pid_namespace"]:
         status = _program_status(status_r)
@@ -348,6 +350,19 @@ def _supervise(slot: Slot, job: dict, pid: int, fds: tuple, started: float) -> d
         "output": watch.output_head.decode("utf-8", "replace"),
         "output_bytes": watch.output_total,
     }
+
+
+def _reap_orphans(timeout_s: float = 2.0) -> None:
+    """Without a PID namespace, escaped processes are reparented to us (a subreaper) once the kill
+    sweep ends their parents: wait for and reap them all, so none is left even as a zombie."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # no child left at all
+        if pid == 0:
+            time.sleep(0.001)  # killed, not yet dead
 
 
 def _program_status(status_r: int) -> int | None:
@@ -561,6 +576,7 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # a stray print in this process must not corrupt the frame stream
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the supervisor died: so do we
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of programs come to us
     init = read_frame(ctrl_in)
     if init is None:
         return

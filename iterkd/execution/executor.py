@@ -81,6 +81,7 @@ class Executor:
         self._selector = selectors.DefaultSelector()
         self._workers: dict[int, _Worker] = {}
         self._start_failures = 0
+        self.stats = {"workers_started": 0, "workers_replaced": 0, "programs_run": 0}
         # a uid range of this process's own, so two executors on one host never share a uid
         self._uid_base = self.config.sandbox_uid_base + (os.getpid() % 20000) * 256
 
@@ -112,6 +113,10 @@ class Executor:
                 verdict = self._interpret(programs[index], jobs.pop(index), raw, worker)
                 self._finish(verdicts, index, verdict, on_verdict)
         return verdicts  # type: ignore[return-value]
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (or of their bwrap wrappers)."""
+        return [w.proc.pid for w in self._workers.values()]
 
     def close(self) -> None:
         for worker in list(self._workers.values()):
@@ -190,6 +195,7 @@ class Executor:
                 env=env, cwd="/", close_fds=True,
             )  # fmt: skip
         worker = _Worker(slot=slot, proc=proc, log_path=log_path)
+        self.stats["workers_started"] += 1
         os.set_blocking(proc.stdout.fileno(), False)
         self._selector.register(proc.stdout, selectors.EVENT_READ, worker)
         self._workers[slot] = worker
@@ -285,6 +291,7 @@ class Executor:
             return []
         index, worker.job_index, worker.state = worker.job_index, None, "idle"
         worker.programs_run += 1
+        self.stats["programs_run"] += 1
         if worker.programs_run >= self.config.recycle_after:
             self._replace(worker)
         return [(index, frame, worker)]
@@ -309,6 +316,7 @@ class Executor:
             raise SandboxError(f"sandbox workers fail to start; last worker log:\n{log}")
 
     def _replace(self, worker: _Worker) -> None:
+        self.stats["workers_replaced"] += 1
         self._retire(worker)
         self._spawn(worker.slot)
 

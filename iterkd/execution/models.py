@@ -63,6 +63,7 @@ class Status(StrEnum):
 
 
 class TestStatus(StrEnum):
+    __test__ = False  # not a pytest class
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"

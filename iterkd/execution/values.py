@@ -36,7 +36,7 @@ def _decode_tagged(tag: str, payload: Any, depth: int) -> Any:
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("malformed $dict entry")
         return {decode_value(k, depth): decode_value(v, depth) for k, v in pairs}
-    if tag in ("$int", "$float", "$bytes", "$bytearray"):
+    if tag in ("$int", "$float", "$bytes", "$bytearray", "$str"):
         if type(payload) is not str or len(payload) > 64 << 20:
             raise ValueError(f"malformed {tag}")
         return _decode_scalar(tag, payload)
@@ -54,6 +54,8 @@ def _decode_scalar(tag: str, payload: str) -> Any:
     if tag == "$float":
         return float.fromhex(payload)
     data = bytes.fromhex(payload)
+    if tag == "$str":
+        return data.decode("utf-8", "surrogatepass")
     return data if tag == "$bytes" else bytearray(data)
 
 
