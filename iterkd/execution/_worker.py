@@ -70,6 +70,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PRIVATE_TMP_MOUNTS = (("/tmp", 4), ("/var/tmp", 1), ("/dev/shm", 1))  # share of tmpfs_mb each
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -327,8 +328,9 @@ def _supervise(slot: Slot, job: dict, pid: int, fds: tuple, started: float) -> d
     res_r, out_r, status_r = fds
     lim = job["limits"]
     deadline = started + lim["timeout_s"]
-    watch = _Watch(res_r, out_r, lim)
+    watch = _Watch(res_r, out_r, lim, slot.uid)
     reason = watch.until_exit(pid, deadline)
+    cpu_at_kill = _tree_cpu_seconds(pid) if reason is not None else 0.0
     if reason is not None or slot.iso["kill_scope"] != "pid_namespace":
         _kill_everything(slot, pid)
     _, status, usage = os.wait4(pid, 0)  # with a namespace: its init, which reaped the program
@@ -344,7 +346,7 @@ def _supervise(slot: Slot, job: dict, pid: int, fds: tuple, started: float) -> d
         else None,
         "signal": os.WTERMSIG(status) if status is not None and os.WIFSIGNALED(status) else None,
         "wall_s": round(wall, 6),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
+        "cpu_s": round(max(usage.ru_utime + usage.ru_stime, cpu_at_kill), 6),
         "peak_rss_kb": usage.ru_maxrss,
         "results": watch.results.decode("utf-8", "replace"),
         "output": watch.output_head.decode("utf-8", "replace"),
@@ -378,8 +380,9 @@ def _program_status(status_r: int) -> int | None:
 class _Watch:
     """Reads the result and output pipes of one program until it exits or breaks a limit."""
 
-    def __init__(self, res_r: int, out_r: int, lim: dict) -> None:
+    def __init__(self, res_r: int, out_r: int, lim: dict, uid: int | None) -> None:
         self.lim = lim
+        self.uid = uid
         self.results = b""
         self.output_head = b""
         self.output_total = 0
@@ -405,11 +408,16 @@ class _Watch:
                 os.close(pidfd)
 
     def _loop(self, pid: int, pidfd: int | None, deadline: float) -> str | None:
+        renice_at: float | None = deadline - self.lim["timeout_s"] + self.lim["straggler_after_s"]
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 return "timeout"
-            for key, _ in self.sel.select(min(left, 0.05) if pidfd is None else left):
+            if renice_at is not None and now >= renice_at:
+                self._renice(pid)
+                renice_at = None
+            wait = min(deadline, renice_at or deadline) - now
+            for key, _ in self.sel.select(min(wait, 0.05) if pidfd is None else wait):
                 if key.data == "exit":
                     return None
                 self._read(key)
@@ -417,6 +425,15 @@ class _Watch:
                     return self.reason
             if pidfd is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
                 return None
+
+    def _renice(self, pid: int) -> None:
+        """A straggler: from now on it runs only on CPU nobody else wants (SCHED_IDLE; a waking
+        normal task preempts it at once), so a looping program no longer slows fresh ones."""
+        if not self.lim["straggler_idle"]:
+            return
+        for member in _process_tree(pid):  # children forked later inherit the policy
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(member, os.SCHED_IDLE, os.sched_param(0))
 
     def _read(self, key: selectors.SelectorKey) -> bool:
         try:
@@ -448,6 +465,31 @@ class _Watch:
             for key, _ in self.sel.select(left):
                 self._read(key)
         self.sel.close()
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants, as /proc shows them now."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+    return tree
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a program's live process tree (user+system, its reaped children included):
+    read before a kill, because processes that the kernel reaps are in nobody's rusage."""
+    total = 0
+    for member in _process_tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{member}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / CLOCK_TICKS
 
 
 def _kill_everything(slot: Slot, pid: int) -> None:

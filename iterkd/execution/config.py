@@ -31,6 +31,19 @@ class SandboxConfig(BaseModel):
     )
     max_source_bytes: PositiveInt = Field(2 << 20, description="larger programs are refused")
     tmpfs_mb: PositiveInt = Field(256, description="private /tmp of each worker (mount namespace)")
+    straggler_after_s: PositiveFloat = Field(
+        0.25,
+        description="a program running longer than this stops counting against `workers` (another "
+        "starts beside it) and is niced: sleeping or looping programs no longer stall the pool",
+    )
+    max_stragglers: int | None = Field(
+        None, ge=0, description="extra slots for stragglers; default: 2 per worker"
+    )
+    straggler_idle: bool = Field(
+        True,
+        description="stragglers run under SCHED_IDLE (only on otherwise idle CPU); this can slow "
+        "a legitimately long program on a saturated machine: keep timeout_s generous",
+    )
     recycle_after: PositiveInt = Field(
         200, description="a worker is replaced after this many programs"
     )

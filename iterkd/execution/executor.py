@@ -67,6 +67,7 @@ class _Worker:
     buffer: bytes = b""
     isolation: dict[str, Any] | None = None
     job_index: int | None = None
+    started_at: float = 0.0
     deadline: float = 0.0
     programs_run: int = 0
 
@@ -74,7 +75,9 @@ class _Worker:
 class Executor:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
-        self.n_workers = min(self.config.workers or os.cpu_count() or 1, 256)
+        self.n_workers = min(self.config.workers or os.cpu_count() or 1, 64)
+        extra = self.config.max_stragglers
+        self.max_slots = self.n_workers + (2 * self.n_workers if extra is None else extra)
         self._bwrap = self._find_bwrap()
         self._bwrap_note: str | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="iterkd-executor-"))
@@ -89,7 +92,7 @@ class Executor:
     @property
     def sandbox_uids(self) -> range:
         """The uids programs of this executor run as (when privileges are dropped)."""
-        return range(self._uid_base, self._uid_base + self.n_workers)
+        return range(self._uid_base, self._uid_base + self.max_slots)
 
     def run(
         self,
@@ -227,28 +230,39 @@ class Executor:
             "output_limit_bytes": cfg.output_limit_bytes,
             "output_keep_bytes": cfg.output_keep_bytes,
             "max_result_bytes": cfg.max_result_bytes,
+            "straggler_after_s": cfg.straggler_after_s,
+            "straggler_idle": cfg.straggler_idle,
         }
 
     def _busy(self) -> bool:
         return any(w.state == "busy" for w in self._workers.values())
 
+    def _active(self, now: float) -> int:
+        """Busy workers whose program is not (yet) a straggler."""
+        cutoff = now - self.config.straggler_after_s
+        return sum(w.state == "busy" and w.started_at > cutoff for w in self._workers.values())
+
     def _dispatch(self, pending: deque[tuple[int, PreparedJob]]) -> None:
+        now = time.monotonic()
+        active = self._active(now)
         for worker in list(self._workers.values()):
-            if not pending or worker.state != "idle":
+            if not pending or active >= self.n_workers:
+                break
+            if worker.state != "idle":
                 continue
             index, job = pending.popleft()
-            worker.state, worker.job_index = "busy", index
-            worker.deadline = (
-                time.monotonic() + self.config.timeout_s + self.config.watchdog_grace_s
-            )
+            worker.state, worker.job_index, worker.started_at = "busy", index, now
+            worker.deadline = now + self.config.timeout_s + self.config.watchdog_grace_s
+            active += 1
             try:
                 self._send(worker, {"id": index, "limits": self._limits(), **job.payload})
             except OSError:  # died while idle: give the job back, replace the worker
                 pending.appendleft((index, job))
                 worker.state, worker.job_index = "dead", None
                 self._replace(worker)
-        if pending and not self._workers:
-            self._fill_pool(len(pending))
+        starting = sum(w.state == "starting" for w in self._workers.values())
+        if pending and active + starting < self.n_workers and len(self._workers) < self.max_slots:
+            self._spawn(min(set(range(self.max_slots)) - set(self._workers)))  # beside a straggler
 
     def _send(self, worker: _Worker, obj: dict[str, Any]) -> None:
         body = json.dumps(obj, separators=(",", ":")).encode("utf-8", "surrogatepass")
@@ -257,7 +271,13 @@ class Executor:
 
     def _wait_for_results(self) -> list[tuple[int, dict[str, Any], _Worker]]:
         now = time.monotonic()
-        timeout = min((w.deadline for w in self._workers.values()), default=now + 1.0) - now
+        wake = [w.deadline for w in self._workers.values() if w.state in ("busy", "starting")]
+        wake += [
+            w.started_at + self.config.straggler_after_s
+            for w in self._workers.values()
+            if w.state == "busy" and w.started_at + self.config.straggler_after_s > now
+        ]  # a program turning straggler frees a slot: dispatch then
+        timeout = min(wake, default=now + 1.0) - now
         done = []
         for key, _ in self._selector.select(max(0.0, timeout)):
             done += self._read(key.data)

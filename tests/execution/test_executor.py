@@ -156,7 +156,8 @@ def test_config_rejects_unknown_keys() -> None:
 
 def test_programs_run_in_parallel_on_every_worker() -> None:
     source = "import os, time\ntime.sleep(0.3)\ndef add(a, b):\n    return os.getuid()\n"
-    with Executor(SandboxConfig(workers=2, timeout_s=5.0)) as executor:
+    config = SandboxConfig(workers=2, timeout_s=5.0, straggler_after_s=10.0)
+    with Executor(config) as executor:
         verdicts = executor.run(
             [Program(id=str(i), source=source, tests=ASSERTS) for i in range(6)]
         )
@@ -164,6 +165,27 @@ def test_programs_run_in_parallel_on_every_worker() -> None:
         assert executor.stats["workers_started"] == 2
     if os.geteuid() == 0:
         assert len(uids) == 2  # each slot runs as its own uid
+
+
+def test_a_slow_program_does_not_hold_back_the_ones_behind_it() -> None:
+    sleeper = "import time\ntime.sleep(2)\n" + ADD
+    programs = [Program(id="slow", source=sleeper, tests=ASSERTS)]
+    programs += [Program(id=f"quick-{i}", source=ADD, tests=ASSERTS) for i in range(4)]
+    finished: list[str] = []
+    config = SandboxConfig(workers=1, timeout_s=5.0, straggler_after_s=0.2)
+    with Executor(config) as executor:
+        verdicts = executor.run(programs, on_verdict=lambda i, v: finished.append(v.program_id))
+        assert executor.stats["workers_started"] == 2  # one more slot beside the straggler
+    assert all(v.status is Status.PASSED for v in verdicts)
+    assert finished[-1] == "slow"  # the quick ones ran beside it, not after it
+
+
+def test_cpu_time_of_a_killed_program_is_measured() -> None:
+    with Executor(SandboxConfig(timeout_s=1.5)) as executor:
+        loop = "def add(a, b):\n    while True:\n        pass\n"
+        verdict = executor.run([Program(id="loop", source=loop, tests=ASSERTS)])[0]
+    assert verdict.status is Status.TIMEOUT
+    assert verdict.cpu_time_s > 0.5  # the program's own, not just its init's
 
 
 def test_workers_are_recycled_every_k_programs() -> None:
