@@ -125,22 +125,51 @@ def _enter_user_namespace() -> None:
     _write_proc("/proc/self/gid_map", f"0 {gid} 1")
 
 
-def _mount_private_tmp(tmpfs_mb: int, notes: list) -> None:
+def _mount_private_tmp(tmpfs_mb: int) -> list[str]:
+    """Fresh tmpfs over /tmp, /var/tmp, /dev/shm; returns the directories kept visible in them."""
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
     _remount_readonly()
+    kept: list[str] = []
     for path, share in PRIVATE_TMP_MOUNTS:
         if not os.path.isdir(path):
             continue
+        # handles taken before the tmpfs hides them: the interpreter may live in /tmp/x/.venv
+        handles = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in _interpreter_dirs_in(path)}
         size = max(8, tmpfs_mb * share // 4)
         opts = f"size={size}m,mode=1777".encode()
         flags = MS_NOSUID | MS_NODEV
         _check(
             _libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, opts), f"mount tmpfs on {path}"
         )
+        for kept_dir, handle in handles.items():
+            _bind_back(handle, kept_dir)
+            kept.append(kept_dir)
+    return kept
+
+
+def _bind_back(handle: int, directory: str) -> None:
+    """Mount what `handle` points at (now hidden) at `directory` again, read-only."""
+    os.makedirs(directory, exist_ok=True)
+    source = f"/proc/self/fd/{handle}".encode()
+    _check(_libc.mount(source, directory.encode(), None, MS_BIND | MS_REC, None), "keep dir")
+    read_only = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    _check(_libc.mount(None, directory.encode(), None, read_only, None), "keep dir read-only")
+    os.close(handle)
+
+
+def _interpreter_dirs_in(tmp_dir: str) -> set[str]:
+    """Top directories under `tmp_dir` that hold the interpreter, its packages or this harness."""
+    prefix = tmp_dir.rstrip("/") + "/"
+    return {
+        prefix + path[len(prefix) :].split("/")[0]
+        for path in _interpreter_paths()
+        if path.startswith(prefix)
+    }
 
 
 def _interpreter_paths() -> set[str]:
     paths = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths.add(os.path.dirname(os.path.abspath(__file__)))
     paths |= {p for p in sys.path if p and os.path.isdir(p)}
     return {os.path.realpath(p) for p in paths}
 
@@ -213,6 +242,7 @@ def setup_isolation(opts: dict) -> dict:
         "pid_namespace": False,
         "rlimits": bool(opts["rlimits"]),
         "bubblewrap": bool(opts["bubblewrap"]),
+        "kept_tmp_dirs": [],
         "kill_scope": "process_group",
         "notes": [],
     }
@@ -233,7 +263,7 @@ def setup_isolation(opts: dict) -> dict:
             _check(_libc.unshare(flags), "unshare")
             iso["net_namespace"] = bool(flags & CLONE_NEWNET)
             if flags & CLONE_NEWNS:
-                _mount_private_tmp(opts["tmpfs_mb"], notes)
+                iso["kept_tmp_dirs"] = _mount_private_tmp(opts["tmpfs_mb"])
                 iso["mount_namespace"] = True
                 if opts["drop_privileges"] and is_root:
                     _expose_interpreter(notes)
@@ -528,8 +558,8 @@ def _cleanup(slot: Slot, sandbox: str) -> None:
     for path, _ in PRIVATE_TMP_MOUNTS:  # private tmpfs of this worker: whatever is there is litter
         with contextlib.suppress(OSError):
             for entry in os.scandir(path):
-                if entry.path == slot.sandbox_root:
-                    continue
+                if entry.path == slot.sandbox_root or entry.path in slot.iso["kept_tmp_dirs"]:
+                    continue  # never the interpreter's own directories (read-only anyway)
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
@@ -624,7 +654,8 @@ def main() -> None:
         return
     for name in PRELOAD:
         importlib.import_module(name)
-    slot = Slot(init["options"], setup_isolation(init["options"]), _load_harness())
+    harness = _load_harness()  # before the private /tmp, which may hide this very file
+    slot = Slot(init["options"], setup_isolation(init["options"]), harness)
     write_frame(ctrl_out, {"ready": True, "pid": os.getpid(), "isolation": slot.iso})
     while (job := read_frame(ctrl_in)) is not None:
         outcome = run_program(slot, job)

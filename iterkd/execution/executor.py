@@ -54,6 +54,17 @@ BWRAP_ARGS = [
 ]  # fmt: skip
 
 
+def _bwrap_keep_args() -> list[str]:
+    """bwrap's fresh /tmp and /var/tmp would hide an interpreter or checkout living there."""
+    paths = {sys.prefix, sys.base_prefix, str(WORKER_SCRIPT.parent), *filter(None, sys.path)}
+    keep = set()
+    for path in map(os.path.realpath, paths):
+        for tmp in ("/tmp/", "/var/tmp/"):
+            if path.startswith(tmp):
+                keep.add(tmp + path[len(tmp) :].split("/")[0])
+    return [arg for kept in sorted(keep) for arg in ("--ro-bind", kept, kept)]
+
+
 class SandboxError(RuntimeError):
     """The sandbox itself cannot work here (not a program's fault)."""
 
@@ -190,7 +201,7 @@ class Executor:
         command = [self.config.python or sys.executable, "-s", str(WORKER_SCRIPT)]
         if self._bwrap:
             caps = ["--cap-add", "ALL"] if os.geteuid() == 0 else []
-            command = [self._bwrap, *BWRAP_ARGS, *caps, "--", *command]
+            command = [self._bwrap, *BWRAP_ARGS, *_bwrap_keep_args(), *caps, "--", *command]
         log_path = self._tmp / f"worker-{slot}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
