@@ -187,18 +187,23 @@ def _first_closed_dir(path: str) -> str | None:
 def _expose_interpreter(notes: list) -> None:
     """The program's uid must read the interpreter and its libraries, which may live under a
     directory it cannot enter (pyenv in /root, mode 700). Over each such directory goes a
-    read-only tmpfs holding bind mounts of just the needed subtrees; the rest stays hidden."""
-    wanted: dict[str, set[str]] = {}
-    for path in _interpreter_paths():
-        closed = _first_closed_dir(path)
-        if closed is not None:
-            child = path[len(closed.rstrip("/")) + 1 :].split("/")[0]
-            wanted.setdefault(closed, set()).add(child)
-    for i, (closed, children) in enumerate(sorted(wanted.items())):
-        try:
-            _mask_directory(closed, sorted(children), f"/tmp/.iterkd-expose-{i}")
-        except OSError as exc:
-            notes.append(f"interpreter under {closed} not reachable by programs: {exc}")
+    read-only tmpfs holding bind mounts of just the needed subtrees; the rest stays hidden.
+    Repeated, since the subtree bound back may hold another closed directory."""
+    for level in range(8):
+        wanted: dict[str, set[str]] = {}
+        for path in _interpreter_paths():
+            closed = _first_closed_dir(path)
+            if closed is not None:
+                child = path[len(closed.rstrip("/")) + 1 :].split("/")[0]
+                wanted.setdefault(closed, set()).add(child)
+        if not wanted:
+            return
+        for i, (closed, children) in enumerate(sorted(wanted.items())):
+            try:
+                _mask_directory(closed, sorted(children), f"/tmp/.iterkd-expose-{level}-{i}")
+            except OSError as exc:
+                notes.append(f"interpreter under {closed} not reachable by programs: {exc}")
+                return
 
 
 def _mask_directory(closed: str, children: list[str], stage: str) -> None:

@@ -48,21 +48,9 @@ BASE_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
 }
 BWRAP_ARGS = [
-    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-    "--tmpfs", "/var/tmp", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-pid",
-    "--die-with-parent", "--new-session",
+    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-net", "--unshare-ipc",
+    "--unshare-uts", "--unshare-pid", "--die-with-parent", "--new-session",
 ]  # fmt: skip
-
-
-def _bwrap_keep_args() -> list[str]:
-    """bwrap's fresh /tmp and /var/tmp would hide an interpreter or checkout living there."""
-    paths = {sys.prefix, sys.base_prefix, str(WORKER_SCRIPT.parent), *filter(None, sys.path)}
-    keep = set()
-    for path in map(os.path.realpath, paths):
-        for tmp in ("/tmp/", "/var/tmp/"):
-            if path.startswith(tmp):
-                keep.add(tmp + path[len(tmp) :].split("/")[0])
-    return [arg for kept in sorted(keep) for arg in ("--ro-bind", kept, kept)]
 
 
 class SandboxError(RuntimeError):
@@ -201,7 +189,8 @@ class Executor:
         command = [self.config.python or sys.executable, "-s", str(WORKER_SCRIPT)]
         if self._bwrap:
             caps = ["--cap-add", "ALL"] if os.geteuid() == 0 else []
-            command = [self._bwrap, *BWRAP_ARGS, *_bwrap_keep_args(), *caps, "--", *command]
+            tmp = [] if self.config.mount_namespace else self._bwrap_tmpfs_args()
+            command = [self._bwrap, *BWRAP_ARGS, *tmp, *caps, "--", *command]
         log_path = self._tmp / f"worker-{slot}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -215,6 +204,19 @@ class Executor:
         self._workers[slot] = worker
         self._send(worker, {"options": self._worker_options(slot)})
         worker.deadline = time.monotonic() + 60.0
+
+    def _bwrap_tmpfs_args(self) -> list[str]:
+        """Without the worker's own mount namespace, bwrap gives the writable /tmp; directories of
+        the interpreter (a checkout or venv in /tmp, PYTHONPATH) are bound back read-only."""
+        paths = {sys.prefix, sys.base_prefix, str(WORKER_SCRIPT.parent), *filter(None, sys.path)}
+        paths |= set(filter(None, self.config.extra_env.get("PYTHONPATH", "").split(":")))
+        keep = set()
+        for path in map(os.path.realpath, paths):
+            for tmp in ("/tmp/", "/var/tmp/"):
+                if path.startswith(tmp):
+                    keep.add(tmp + path[len(tmp) :].split("/")[0])
+        binds = [arg for kept in sorted(keep) for arg in ("--ro-bind", kept, kept)]
+        return ["--tmpfs", "/tmp", "--tmpfs", "/var/tmp", *binds]
 
     def _worker_options(self, slot: int) -> dict[str, Any]:
         cfg = self.config

@@ -320,3 +320,26 @@ def test_exec_kind_runs_other_languages_through_the_same_sandbox(
     assert verdicts["ok"].language == "test-sh"
     assert verdicts["silent"].status is Status.CRASHED
     assert loop.status is Status.TIMEOUT
+
+
+def test_interpreter_paths_under_tmp_stay_visible_read_only(tmp_path: Path) -> None:
+    """A checkout or venv in /tmp must survive the private /tmp of the workers (as in CI)."""
+    if not str(tmp_path).startswith("/tmp/"):
+        pytest.skip("pytest's tmp_path is not under /tmp here")
+    tmp_path.chmod(0o755)  # a checkout or venv is world-readable; its parents need not be
+    (tmp_path / "helper_mod_for_iterkd.py").write_text("VALUE = 41\n")
+    source = (
+        "import helper_mod_for_iterkd\n"
+        "def add(a, b):\n"
+        "    try:\n"
+        f"        open({str(tmp_path / 'x.txt')!r}, 'w')\n"
+        "        return -1\n"
+        "    except OSError:\n"
+        "        return a + b + helper_mod_for_iterkd.VALUE - 41\n"
+    )
+    config = SandboxConfig(timeout_s=5.0, extra_env={"PYTHONPATH": str(tmp_path)})
+    with Executor(config) as executor:
+        verdict = executor.run([Program(id="p", source=source, tests=ASSERTS)])[0]
+    assert verdict.status is Status.PASSED, verdict.message
+    assert (tmp_path / "helper_mod_for_iterkd.py").exists()
+    assert not (tmp_path / "x.txt").exists()
