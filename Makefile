@@ -10,7 +10,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# torch first, pinned to the CPU build that lies on disk here: with it installed, the project's
+# `torch>=2.5` is satisfied and pip does not fetch a multi-GB CUDA build.
+TORCH_CPU ?= torch==2.13.0
+
 venv: $(BIN)/python
+	$(BIN)/python -m pip install -q '$(TORCH_CPU)'
 	$(BIN)/python -m pip install -q -e '.[dev]'
 
 # bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested.

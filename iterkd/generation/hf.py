@@ -1,0 +1,179 @@
+"""`hf` backend: batched `model.generate` with left padding and length-sorted batches.
+
+Sampling is done per row with the row's own random stream (seeded from the prompt's seed and the
+sample index) inside a logits processor, and `generate` then takes the chosen token greedily. So a
+sample does not depend on which other rows share its batch: a resumed stage regenerates exactly
+what an uninterrupted one would (up to float rounding differences between batch shapes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from iterkd.generation.base import (
+    Job,
+    Prompt,
+    Sample,
+    SamplingParams,
+    cut_at_stop,
+    derive_seed,
+    fit_prompt,
+    skipped_samples,
+)
+from iterkd.modeling import ModelLoadError, load_model, load_tokenizer, model_identity
+
+
+class RowSampler(LogitsProcessor):
+    """Temperature / top-p sampling with one pre-drawn uniform per row and step."""
+
+    def __init__(self, uniforms: torch.Tensor, prompt_length: int, params: SamplingParams) -> None:
+        self.uniforms = uniforms  # (rows, max_new_tokens)
+        self.prompt_length = prompt_length
+        self.temperature = params.temperature
+        self.top_p = params.top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.temperature == 0:
+            return scores  # greedy
+        step = input_ids.shape[1] - self.prompt_length
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            probs = _top_p(probs, self.top_p)
+        cumulative = probs.cumsum(dim=-1)
+        draw = self.uniforms[:, step : step + 1] * cumulative[:, -1:]
+        chosen = torch.searchsorted(cumulative, draw).clamp_(max=scores.shape[-1] - 1)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, chosen, 0.0)
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    drop = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p  # keep the token crossing top_p
+    sorted_probs[drop] = 0.0
+    return torch.zeros_like(probs).scatter_(1, order, sorted_probs)
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        adapter: str | Path | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 16,
+        context_length: int | None = None,
+        on_long_prompt: str = "skip",
+        role: str = "model",
+    ) -> None:
+        self.tokenizer = load_tokenizer(path, role=role)
+        self.tokenizer.padding_side = "left"
+        self.model = load_model(path, adapter=adapter, device=device, dtype=dtype, role=role)
+        self.identity = f"hf:{model_identity(path, adapter)}"
+        self.batch_size = batch_size
+        self.context = context_length or self.model.config.max_position_embeddings
+        self.on_long_prompt = on_long_prompt
+        self.role = role
+        self.path = Path(path)
+        self.engine_calls = 0
+
+    def render(self, prompt: Prompt) -> str:
+        if prompt.text is not None:
+            return prompt.text
+        if not self.tokenizer.chat_template:
+            raise ModelLoadError(
+                f"{self.role} path {self.path}: chat messages need a chat template"
+            )
+        messages = [m.model_dump() for m in prompt.messages or ()]
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def close(self) -> None:
+        self.model = None
+
+    # ------------------------------------------------------------ generation
+    def generate(
+        self, jobs: Sequence[Job], params: SamplingParams
+    ) -> Iterator[tuple[int, list[Sample]]]:
+        rows, pending = [], {}
+        for index, job in enumerate(jobs):
+            ids = self.tokenizer(job.rendered, add_special_tokens=False)["input_ids"]
+            fitted, truncated = fit_prompt(ids, self.context, params, self.on_long_prompt)
+            if fitted is None:
+                yield index, skipped_samples(job, params, len(ids))
+                continue
+            pending[index] = [None] * params.n
+            rows += [
+                (index, i, fitted, truncated, derive_seed(job.seed, i)) for i in range(params.n)
+            ]
+        rows.sort(key=lambda row: (-len(row[2]), row[0], row[1]))  # similar lengths share a batch
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start : start + self.batch_size]
+            for (index, i, *_), sample in zip(
+                batch, self._run_batch(batch, jobs, params), strict=True
+            ):
+                pending[index][i] = sample
+                if all(s is not None for s in pending[index]):
+                    yield index, pending.pop(index)
+
+    def _run_batch(self, batch: list, jobs: Sequence[Job], params: SamplingParams) -> list[Sample]:
+        width = max(len(row[2]) for row in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r[2])) + r[2] for r in batch])
+        mask = torch.tensor([[0] * (width - len(r[2])) + [1] * len(r[2]) for r in batch])
+        uniforms = torch.stack([self._uniforms(r[4], params.max_new_tokens) for r in batch])
+        started = time.monotonic()
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids.to(self.model.device),
+                attention_mask=mask.to(self.model.device),
+                max_new_tokens=params.max_new_tokens,
+                do_sample=False,
+                logits_processor=LogitsProcessorList([RowSampler(uniforms, width, params)]),
+                stop_strings=list(params.stop) or None,
+                tokenizer=self.tokenizer,
+                pad_token_id=pad,
+            )
+        self.engine_calls += 1
+        seconds = round(time.monotonic() - started, 4)
+        return [
+            self._sample(jobs[r[0]], r, output[k, width:].tolist(), params, seconds)
+            for k, r in enumerate(batch)
+        ]
+
+    @staticmethod
+    def _uniforms(seed: int, count: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.rand(count, generator=generator, dtype=torch.float64).float()
+
+    def _sample(
+        self, job: Job, row: tuple, new_ids: list[int], params: SamplingParams, seconds: float
+    ) -> Sample:
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        ended = next((k for k, t in enumerate(new_ids) if t in eos_ids), None)
+        kept = new_ids[:ended] if ended is not None else new_ids
+        while kept and kept[-1] == self.tokenizer.pad_token_id:  # the row stopped, others went on
+            kept = kept[:-1]
+        text, stopped = cut_at_stop(
+            self.tokenizer.decode(kept, skip_special_tokens=True), params.stop
+        )
+        finished = ended is not None or stopped
+        return Sample(
+            prompt_id=job.prompt.id,
+            index=row[1],
+            text=text,
+            finish_reason="stop" if finished else "length",
+            prompt_tokens=len(row[2]),
+            completion_tokens=len(kept) + (1 if ended is not None else 0),
+            seconds=seconds,
+            prompt_truncated=row[3],
+        )
