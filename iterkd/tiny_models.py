@@ -32,14 +32,14 @@ VOCAB_SIZE = 2048
 CONTEXT = 1024
 ARCHITECTURES: dict[str, dict[str, int]] = {
     # hidden = heads * 64
-    "teacher": {"hidden_size": 192, "num_attention_heads": 3, "num_key_value_heads": 3,
-                "num_hidden_layers": 3, "intermediate_size": 512},
-    "student": {"hidden_size": 128, "num_attention_heads": 2, "num_key_value_heads": 2,
-                "num_hidden_layers": 2, "intermediate_size": 384},
+    "teacher": {"hidden_size": 128, "num_attention_heads": 2, "num_key_value_heads": 2,
+                "num_hidden_layers": 3, "intermediate_size": 384},
+    "student": {"hidden_size": 64, "num_attention_heads": 1, "num_key_value_heads": 1,
+                "num_hidden_layers": 2, "intermediate_size": 192},
     "judge": {"hidden_size": 128, "num_attention_heads": 2, "num_key_value_heads": 2,
               "num_hidden_layers": 2, "intermediate_size": 384},
 }  # fmt: skip
-TEACHER_TRAINING = {"epochs": 30, "learning_rate": 4e-3, "batch_size": 4}
+TEACHER_TRAINING = {"epochs": 50, "learning_rate": 5e-3, "batch_size": 4}
 
 
 def default_dir() -> Path:

@@ -70,6 +70,7 @@ class OpenAIBackend:
         self.max_concurrency, self.max_retries = max_concurrency, max_retries
         self.backoff_s, self.timeout_s = backoff_s, timeout_s
         self.engine_calls = 0
+        self.served: dict[str, int] = dict.fromkeys(self.urls, 0)  # answered requests per endpoint
 
     def render(self, prompt: Prompt) -> str:
         if self.mode == "chat":
@@ -101,10 +102,7 @@ class OpenAIBackend:
                 for task in done:
                     yield task.result()
         finally:
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(asyncio.gather(*(e.client.close() for e in endpoints)))
+            loop.run_until_complete(_shut_down(pending, endpoints))
             loop.close()
 
     async def _open(self) -> list[_Endpoint]:
@@ -152,6 +150,7 @@ class OpenAIBackend:
             finally:
                 endpoint.in_flight -= 1
             self.engine_calls += 1
+            self.served[endpoint.url] += 1
         return self._samples(job, response, params, time.monotonic() - started)
 
     async def _call(self, client: openai.AsyncOpenAI, job: Job, params: SamplingParams):
@@ -194,6 +193,14 @@ class OpenAIBackend:
                 )
             )
         return samples
+
+
+async def _shut_down(pending: set[asyncio.Task], endpoints: list[_Endpoint]) -> None:
+    """Inside the loop: gather() outside a coroutine would bind to another event loop."""
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.gather(*(endpoint.client.close() for endpoint in endpoints))
 
 
 def _describe(exc: BaseException) -> str:
