@@ -28,9 +28,15 @@ from iterkd.generation.base import (
 )
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer, model_identity
 
-# On CPU: eager (compiling costs ~45 s cold), a fixed KV cache (else ~1.4 GiB, varying), and
-# float32 (bf16 picks AMX kernels that crash a short first request with SIGILL in eager mode).
-CPU_ENGINE_ARGS: dict[str, Any] = {"enforce_eager": True, "kv_cache_memory_bytes": 256 << 20}
+# On CPU: eager (compiling costs ~45 s cold), a fixed KV cache (else ~1.4 GiB, varying),
+# float32 (bf16 picks AMX kernels that crash a short first request with SIGILL in eager mode),
+# and no chunked prefill: a partly prefilled seeded request makes vLLM rewind its generator,
+# which a CPU torch.Generator cannot do ("CPU Generator does not use offset").
+CPU_ENGINE_ARGS: dict[str, Any] = {
+    "enforce_eager": True,
+    "kv_cache_memory_bytes": 256 << 20,
+    "enable_chunked_prefill": False,
+}
 
 
 def _has_cuda() -> bool:

@@ -78,3 +78,12 @@ def test_too_long_prompts_are_skipped_or_truncated_and_counted(tiny_models: Path
     results, report = generate(truncator, [long_prompt], params)
     assert report.truncated == 1 and results["long"][0].prompt_truncated
     assert results["long"][0].prompt_tokens == truncator.context - params.max_new_tokens
+
+
+def test_empty_completions_are_counted(student: HFBackend) -> None:
+    prompt, params = [chat(2)], SamplingParams(n=1, max_new_tokens=16, temperature=1.0, seed=9)
+    text = generate(student, prompt, params)[0]["p2"][0].text
+    start = next(i for i in range(len(text) - 1) if text[i : i + 2].strip())
+    leading = text[: start + 2]  # the stop string sits at the very start of the answer
+    results, report = generate(student, prompt, params.model_copy(update={"stop": (leading,)}))
+    assert results["p2"][0].text == "" and report.empty_completions == 1

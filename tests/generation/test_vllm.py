@@ -47,3 +47,14 @@ def test_stop_strings_and_max_tokens(engine: VLLMBackend) -> None:
 def test_too_long_prompts_are_skipped_and_counted(engine: VLLMBackend) -> None:
     results, report = generate(engine, [Prompt(id="long", text="x = 1\n" * 2000)], SamplingParams())
     assert report.skipped_too_long == 1 and results["long"][0].finish_reason == "skipped"
+
+
+def test_a_large_seeded_batch_does_not_crash_the_cpu_engine(engine: VLLMBackend) -> None:
+    """Chunked prefill rewinds seeded generators, which vLLM cannot do on CPU: it is off there."""
+    long_prompts = [
+        Prompt(id=f"big{i}", messages=(Message(role="user", content="def h(z):\n" * (40 + i)),))
+        for i in range(32)
+    ]
+    results, report = generate(engine, long_prompts, SamplingParams(n=4, max_new_tokens=32, seed=1))
+    assert report.generated == 32 and report.engine_calls == 1
+    assert all(len(results[p.id]) == 4 for p in long_prompts)
