@@ -130,6 +130,7 @@ class HFBackend:
         input_ids = torch.tensor([[pad] * (width - len(r[2])) + r[2] for r in batch])
         mask = torch.tensor([[0] * (width - len(r[2])) + [1] * len(r[2]) for r in batch])
         uniforms = torch.stack([self._uniforms(r[4], params.max_new_tokens) for r in batch])
+        uniforms = uniforms.to(self.model.device)  # drawn on CPU: the same numbers on any device
         started = time.monotonic()
         with torch.inference_mode():
             output = self.model.generate(
