@@ -112,6 +112,18 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def render_with_chat_template(tokenizer, prompt: Prompt, where: str) -> str:
+    """Raw text as is; chat messages through the tokenizer's chat template (hf and vllm)."""
+    if prompt.text is not None:
+        return prompt.text
+    if not tokenizer.chat_template:
+        raise GenerationError(
+            f"{where}: chat messages need a chat template, and the tokenizer has none"
+        )
+    messages = [m.model_dump() for m in prompt.messages or ()]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 def derive_seed(*parts: object) -> int:
     """A 31-bit seed from anything printable: stable across runs and machines."""
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()

@@ -23,9 +23,10 @@ from iterkd.generation.base import (
     cut_at_stop,
     derive_seed,
     fit_prompt,
+    render_with_chat_template,
     skipped_samples,
 )
-from iterkd.modeling import ModelLoadError, load_model, load_tokenizer, model_identity
+from iterkd.modeling import load_model, load_tokenizer, model_identity
 
 
 class RowSampler(LogitsProcessor):
@@ -85,16 +86,7 @@ class HFBackend:
         self.engine_calls = 0
 
     def render(self, prompt: Prompt) -> str:
-        if prompt.text is not None:
-            return prompt.text
-        if not self.tokenizer.chat_template:
-            raise ModelLoadError(
-                f"{self.role} path {self.path}: chat messages need a chat template"
-            )
-        messages = [m.model_dump() for m in prompt.messages or ()]
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        return render_with_chat_template(self.tokenizer, prompt, f"{self.role} path {self.path}")
 
     def close(self) -> None:
         self.model = None

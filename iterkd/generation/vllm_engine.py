@@ -24,6 +24,7 @@ from iterkd.generation.base import (
     SamplingParams,
     cut_at_stop,
     fit_prompt,
+    render_with_chat_template,
     skipped_samples,
 )
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer, model_identity
@@ -108,16 +109,7 @@ class VLLMBackend:
         return LoRARequest("adapter", 1, str(Path(adapter).expanduser()))
 
     def render(self, prompt: Prompt) -> str:
-        if prompt.text is not None:
-            return prompt.text
-        if not self.tokenizer.chat_template:
-            raise ModelLoadError(
-                f"{self.role} path {self.path}: chat messages need a chat template"
-            )
-        messages = [m.model_dump() for m in prompt.messages or ()]
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        return render_with_chat_template(self.tokenizer, prompt, f"{self.role} path {self.path}")
 
     def close(self) -> None:
         self.llm = None
