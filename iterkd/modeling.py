@@ -106,8 +106,8 @@ def _apply_adapter(model, adapter: Path, role: str):
 
 
 def weights_hash(path: str | Path) -> str:
-    """sha256 over the weight files (names and bytes), cached beside nothing: the result is kept
-    in ITERKD_CACHE_DIR keyed by path, size and mtime, so a 14 GB checkpoint is read once."""
+    """sha256 over the weight files (names and bytes). The result is remembered in
+    ITERKD_CACHE_DIR, keyed by path, size and mtime, so a 14 GB checkpoint is read once."""
     path = Path(path).expanduser().resolve()
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:

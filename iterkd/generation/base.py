@@ -17,6 +17,8 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, model_validator
 
 FinishReason = Literal["stop", "length", "skipped"]
+LongPromptPolicy = Literal["truncate", "skip"]
+LONG_PROMPT_POLICIES: tuple[str, ...] = ("truncate", "skip")
 
 
 class GenerationError(RuntimeError):
@@ -152,8 +154,17 @@ def skipped_samples(job: Job, params: SamplingParams, prompt_tokens: int) -> lis
     ]
 
 
+def check_long_prompt_policy(policy: str) -> LongPromptPolicy:
+    """A backend's `on_long_prompt`, refused by name if it is neither policy."""
+    if policy not in LONG_PROMPT_POLICIES:
+        raise ValueError(
+            f"on_long_prompt={policy!r}: expected one of {', '.join(LONG_PROMPT_POLICIES)}"
+        )
+    return policy  # type: ignore[return-value]
+
+
 def fit_prompt(
-    token_ids: list[int], context: int, params: SamplingParams, policy: Literal["truncate", "skip"]
+    token_ids: list[int], context: int, params: SamplingParams, policy: LongPromptPolicy
 ) -> tuple[list[int] | None, bool]:
     """Token ids that leave room for `max_new_tokens`: left-truncated, or None to skip."""
     room = context - params.max_new_tokens

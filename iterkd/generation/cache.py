@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 from iterkd.atomic import fsync_dir
 from iterkd.generation.base import (
@@ -148,6 +147,3 @@ def _count(report: GenerationReport, samples: list[Sample]) -> None:
     report.empty_completions = sum(s.text == "" and s.finish_reason != "skipped" for s in samples)
     report.hit_max_tokens = sum(s.finish_reason == "length" for s in samples)
     report.completion_tokens = sum(s.completion_tokens for s in samples)
-
-
-LongPromptPolicy = Literal["truncate", "skip"]

@@ -17,9 +17,11 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from iterkd.generation.base import (
     Job,
+    LongPromptPolicy,
     Prompt,
     Sample,
     SamplingParams,
+    check_long_prompt_policy,
     cut_at_stop,
     derive_seed,
     fit_prompt,
@@ -71,9 +73,10 @@ class HFBackend:
         dtype: str = "auto",
         batch_size: int = 16,
         context_length: int | None = None,
-        on_long_prompt: str = "skip",
+        on_long_prompt: LongPromptPolicy = "skip",
         role: str = "model",
     ) -> None:
+        on_long_prompt = check_long_prompt_policy(on_long_prompt)  # before any loading
         self.tokenizer = load_tokenizer(path, role=role)
         self.tokenizer.padding_side = "left"
         self.model = load_model(path, adapter=adapter, device=device, dtype=dtype, role=role)

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import openai
@@ -40,7 +40,6 @@ class _Endpoint:
     in_flight: int = 0
     failures: int = 0
     down_until: float = 0.0
-    errors: list[str] = field(default_factory=list)
 
 
 class OpenAIBackend:

@@ -19,9 +19,11 @@ from typing import Any
 from iterkd.generation.base import (
     GenerationError,
     Job,
+    LongPromptPolicy,
     Prompt,
     Sample,
     SamplingParams,
+    check_long_prompt_policy,
     cut_at_stop,
     fit_prompt,
     render_with_chat_template,
@@ -68,10 +70,11 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         enable_prefix_caching: bool = True,
-        on_long_prompt: str = "skip",
+        on_long_prompt: LongPromptPolicy = "skip",
         engine_args: dict[str, Any] | None = None,
         role: str = "model",
     ) -> None:
+        on_long_prompt = check_long_prompt_policy(on_long_prompt)  # before any loading
         _quiet_offline_environment()
         try:
             import vllm

@@ -87,3 +87,10 @@ def test_empty_completions_are_counted(student: HFBackend) -> None:
     leading = text[: start + 2]  # the stop string sits at the very start of the answer
     results, report = generate(student, prompt, params.model_copy(update={"stop": (leading,)}))
     assert results["p2"][0].text == "" and report.empty_completions == 1
+
+
+def test_an_unknown_long_prompt_policy_is_refused_before_loading(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match="on_long_prompt='truncat': expected one of truncate, skip"
+    ):
+        HFBackend(tmp_path / "no-model-needed", on_long_prompt="truncat")
