@@ -149,8 +149,10 @@ def _save_hash_memo(memo: dict[str, str]) -> None:
 
 
 def model_identity(path: str | Path, adapter: str | Path | None = None) -> str:
-    """What a generation cache key says about the model: its path and the hash of its weights."""
-    parts = [f"{Path(path).expanduser().resolve()}@{weights_hash(path)[:16]}"]
+    """What a generation cache key (and a prompt's seed) says about the model: the hash of its
+    weights, not its path, so a run directory or checkpoint that is moved keeps its cache and
+    its samples."""
+    parts = [f"weights@{weights_hash(path)[:16]}"]
     if adapter is not None:
-        parts.append(f"{Path(adapter).expanduser().resolve()}@{weights_hash(adapter)[:16]}")
+        parts.append(f"adapter@{weights_hash(adapter)[:16]}")
     return "+".join(parts)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from iterkd.atomic import fsync_dir
@@ -107,8 +107,10 @@ def generate(
     prompts: Sequence[Prompt],
     params: SamplingParams,
     cache: GenerationCache | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[dict[str, list[Sample]], GenerationReport]:
-    """Samples for every prompt (from the cache where it has them) and a report of what happened."""
+    """Samples for every prompt (from the cache where it has them) and a report of what happened.
+    `progress(k)` is called as k more prompts are done (a progress bar's `update`)."""
     started, calls_before = time.monotonic(), backend.engine_calls
     report = GenerationReport(prompts=len(prompts))
     results: dict[str, list[Sample]] = {}
@@ -121,6 +123,8 @@ def generate(
         if cached is not None:
             results[prompt.id] = cached
             report.from_cache += 1
+            if progress is not None:
+                progress(1)
         else:
             # the seed follows the prompt, not the other params: with another `stop` or
             # `max_new_tokens`, a sample is the same text, cut elsewhere
@@ -132,6 +136,8 @@ def generate(
         if cache is not None:
             cache.put(keys[index], samples)
         report.generated += 1
+        if progress is not None:
+            progress(1)
     if cache is not None:
         cache.sync()
     _count(report, [s for samples in results.values() for s in samples])

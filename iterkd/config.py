@@ -1,0 +1,326 @@
+"""A run's configuration: pydantic models with every default here, read from YAML plus
+`key.path=value` overrides. Unknown keys and wrong types are errors naming the key path and the
+file; `iterkd validate` runs all of it (and the checks of files and model paths) before any compute.
+
+    cfg = load_config("configs/tiny-cpu.yaml", ["rounds=3", "models.teacher.batch_size=8"])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from iterkd.analysis import AnalysisConfig
+from iterkd.execution import SandboxConfig
+
+# Keys that may differ between a run's frozen config and the one it is resumed with: they change
+# how much is done or how it is executed, never what an already finished stage produced.
+SAFE_TO_CHANGE: tuple[str, ...] = ("rounds", "execution")
+
+TINY_PREFIX = "tiny:"  # `tiny:teacher` = the tiny teacher, built on first use
+
+
+class ConfigError(ValueError):
+    """A configuration cannot be used; the message names the file and the key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """Where a model is and which backend runs it. `path` is a local checkpoint directory (or
+    `tiny:<role>`); `openai` uses `endpoints` + `model_name` instead."""
+
+    backend: Literal["hf", "vllm", "openai"] = "hf"
+    path: str | None = Field(
+        None, description="checkpoint directory, or tiny:teacher|student|judge"
+    )
+    adapter: str | None = Field(None, description="a LoRA adapter directory applied on `path`")
+    dtype: str = Field("auto", description="auto = bf16 on GPU, float32 on CPU")
+    device: str | None = Field(None, description="hf backend: cuda / cpu; default: cuda if any")
+    batch_size: PositiveInt = Field(
+        16, description="hf backend: rows (prompt x sample) per batch; keep it a multiple of n"
+    )
+    context_length: PositiveInt | None = Field(None, description="default: the model's")
+    on_long_prompt: Literal["truncate", "skip"] = "skip"
+    # vllm
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    tensor_parallel_size: PositiveInt = 1
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="passed to vllm.LLM")
+    # openai-compatible endpoints
+    endpoints: list[str] = Field(default_factory=list, description="base URLs of replicas")
+    model_name: str | None = Field(None, description="the served model's name (openai backend)")
+    api_key_env: str | None = Field(None, description="environment variable holding the key")
+    max_concurrency: PositiveInt = 8
+    timeout_s: PositiveFloat = 120.0
+
+    @model_validator(mode="after")
+    def _where(self) -> ModelSpec:
+        if self.backend == "openai":
+            if not self.endpoints or not self.model_name:
+                raise ValueError("the openai backend needs `endpoints` and `model_name`")
+        elif not self.path:
+            raise ValueError(f"the {self.backend} backend needs `path`")
+        return self
+
+
+class ModelsConfig(_Strict):
+    teacher: ModelSpec = ModelSpec(path="tiny:teacher")
+    student: ModelSpec = ModelSpec(path="tiny:student")
+    judge: ModelSpec | None = Field(
+        ModelSpec(path="tiny:judge"), description="null: no judge view (said in the reports)"
+    )
+
+
+class QuestionSource(_Strict):
+    """A question set: a bundled one, or a file in one of the supported formats."""
+
+    bundled: Literal["seed", "heldout"] | None = None
+    path: str | None = None
+    format: Literal["iterkd", "humaneval", "mbpp"] = "iterkd"
+    on_invalid: Literal["error", "skip"] = "error"
+    limit: PositiveInt | None = Field(None, description="use only the first N questions")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> QuestionSource:
+        if (self.bundled is None) == (self.path is None):
+            raise ValueError("give exactly one of `bundled` or `path`")
+        return self
+
+
+class DataConfig(_Strict):
+    train: QuestionSource = QuestionSource(bundled="seed")
+    eval: QuestionSource = QuestionSource(bundled="heldout")
+
+
+class GenerationConfig(_Strict):
+    """Sampling of one stage. The seed is not here: it derives from (run seed, round, stage)."""
+
+    n: PositiveInt = 4
+    temperature: float = Field(0.8, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: PositiveInt = 256
+
+
+class TrainConfig(_Strict):
+    method: Literal["lora", "full"] = "lora"
+    lora_r: PositiveInt = 8
+    lora_alpha: PositiveInt = 16
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    learning_rate: PositiveFloat = 1e-3
+    epochs: PositiveFloat = 2.0
+    batch_size: PositiveInt = 8
+    gradient_accumulation_steps: PositiveInt = 1
+    max_length: PositiveInt = 512
+    max_rows_per_question: PositiveInt = 4
+    max_pairs_per_question: PositiveInt = 4
+    contrastive_weight: float = Field(0.5, ge=0.0, description="0 = SFT only")
+    contrastive_beta: PositiveFloat = Field(2.0, description="scale of the log-prob margin")
+    contrastive_gamma: float = Field(0.5, ge=0.0, description="target margin (SimPO's gamma)")
+    torch_threads: PositiveInt | None = Field(None, description="CPU training threads")
+
+
+class FeedbackConfig(_Strict):
+    weights: dict[Literal["tests", "ruff", "pylint", "judge"], float] = Field(
+        default_factory=lambda: {"tests": 0.7, "ruff": 0.1, "pylint": 0.1, "judge": 0.1},
+        description="view weights in the fused score; a missing view's weight is spread",
+    )
+    easy_at: float = Field(0.75, ge=0.0, le=1.0, description="fused score >= this: easy")
+    hard_below: float = Field(0.25, ge=0.0, le=1.0, description="fused score < this: hard")
+    judge_max_new_tokens: PositiveInt = 128
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeedbackConfig:
+        if self.hard_below > self.easy_at:
+            raise ValueError("hard_below must not exceed easy_at")
+        return self
+
+
+class SynthesisConfig(_Strict):
+    per_bucket: dict[Literal["easy", "medium", "hard"], NonNegativeInt] = Field(
+        default_factory=lambda: {"easy": 4, "medium": 4, "hard": 4},
+        description="new questions asked of the teacher per bucket and round",
+    )
+    min_tests: PositiveInt = Field(2, description="fewer passing tests: the question is dropped")
+    dedup_threshold: float = Field(0.7, gt=0.0, le=1.0, description="MinHash Jaccard")
+    num_perm: PositiveInt = 128
+    max_new_tokens: PositiveInt = 384
+    temperature: float = Field(0.8, ge=0.0)
+
+
+class PoolConfig(_Strict):
+    """What the next round asks: questions carried over plus the accepted new ones."""
+
+    carry_over: Literal["unsolved", "all", "none"] = Field(
+        "unsolved", description="unsolved = every question not in the easy bucket"
+    )
+    max_size: PositiveInt | None = Field(None, description="cap, new questions first")
+
+
+class EvaluateConfig(_Strict):
+    n: PositiveInt = 4
+    temperature: float = Field(0.8, ge=0.0)
+    max_new_tokens: PositiveInt = 256
+    ks: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4])
+
+    @model_validator(mode="after")
+    def _ks_fit(self) -> EvaluateConfig:
+        if any(k > self.n for k in self.ks):
+            raise ValueError(f"every k in ks must be <= n ({self.n})")
+        return self
+
+
+class ExecutionConfig(_Strict):
+    mode: Literal["subprocess", "inprocess"] = Field(
+        "subprocess", description="one process per stage (GPU memory freed between engines)"
+    )
+
+
+class RunConfig(_Strict):
+    name: str = Field("tiny", pattern=r"^[A-Za-z0-9._-]+$")
+    runs_dir: str = Field("runs", description="relative to the working directory")
+    seed: int = 0
+    rounds: PositiveInt = 2
+    models: ModelsConfig = ModelsConfig()
+    data: DataConfig = DataConfig()
+    teacher: GenerationConfig = GenerationConfig()
+    student: GenerationConfig = GenerationConfig()
+    train: TrainConfig = TrainConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
+    synthesize: SynthesisConfig = SynthesisConfig()
+    pool: PoolConfig = PoolConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    sandbox: Annotated[SandboxConfig, Field(default_factory=SandboxConfig)]
+    analysis: Annotated[AnalysisConfig, Field(default_factory=AnalysisConfig)]
+    execution: ExecutionConfig = ExecutionConfig()
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """The config in `path` (None: all defaults) with `key.path=value` overrides applied."""
+    where = str(path) if path is not None else "<defaults>"
+    data = _merged(config_to_dict(RunConfig()), _read_yaml(Path(path)) if path else {}, "")
+    for override in overrides:
+        _apply_override(data, override)
+    return parse_config(data, where)
+
+
+def parse_config(data: dict[str, Any], where: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, where)) from None
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
+
+
+def config_hash(cfg: RunConfig) -> str:
+    text = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Key paths whose values differ, as `key: old -> new` lines."""
+    lines: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += config_diff(a, b, path + ".")
+        elif a != b:
+            lines.append(f"{path}: {json.dumps(a)} -> {json.dumps(b)}")
+    return lines
+
+
+def unsafe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The diff lines of keys not declared safe to change on resume."""
+    safe = tuple(SAFE_TO_CHANGE)
+    return [
+        line
+        for line in config_diff(old, new)
+        if not any(line.startswith((f"{key}:", f"{key}.")) for key in safe)
+    ]
+
+
+# A model given in a file replaces the default model whole: merging `path: tiny:teacher` into an
+# `openai` teacher would leave a misleading key in the frozen config.
+_REPLACED_WHOLE = ("models.teacher", "models.student", "models.judge")
+
+
+def _merged(defaults: dict[str, Any], given: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The file's keys over the defaults, recursively, so that an override like
+    `models.teacher.batch_size=8` lands on the full default section."""
+    out = dict(defaults)
+    for key, value in given.items():
+        path = f"{prefix}{key}"
+        base = out.get(key)
+        if isinstance(value, dict) and isinstance(base, dict) and path not in _REPLACED_WHOLE:
+            out[key] = _merged(base, value, path + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {override!r}: expected key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {override!r}: value is not valid YAML: {exc}") from None
+    node = data
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"override {override!r}: {where} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(exc: ValidationError, where: str) -> str:
+    lines = [f"{where}: invalid configuration ({exc.error_count()} problem(s))"]
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "<top level>"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in error and error["type"] != "missing":
+            message += f" (got {error['input']!r})"
+        lines.append(f"  {path}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""What every stage gets: a `StageContext` (its round, seed, output folder, the run's config and
+the folders of the stages before it) and the few helpers several stages share."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iterkd.codeblocks import extract_code
+from iterkd.config import GenerationConfig, ModelSpec, QuestionSource, RunConfig
+from iterkd.generation import GenerationCache, Message, Prompt, SamplingParams, generate
+from iterkd.generation.base import derive_seed
+from iterkd.generation.factory import open_backend
+from iterkd.prompts import render, template_hash
+from iterkd.questions import (
+    Question,
+    load_bundled,
+    load_humaneval_jsonl,
+    load_jsonl,
+    load_mbpp_jsonl,
+)
+from iterkd.records import RecordError, Role, SampleRecord, read_json, read_jsonl
+from iterkd.rundir import RunDir, round_label
+
+
+class StageError(RuntimeError):
+    """A stage cannot do its work (missing input, bad data); the message says where."""
+
+
+@dataclass(frozen=True)
+class StageContext:
+    run: RunDir
+    cfg: RunConfig
+    round: int | None  # None: the baseline evaluation before round 0
+    stage: str
+    out: Path  # the stage's `<stage>.tmp/` folder; renamed to `<stage>/` when the stage returns
+
+    @property
+    def label(self) -> str:
+        return round_label(self.round)
+
+    @property
+    def seed(self) -> int:
+        """Derived from (run seed, round, stage) only: a rerun of a step draws the same numbers."""
+        return derive_seed(self.cfg.seed, self.label, self.stage)
+
+    def input_dir(self, stage: str, round_index: int | str | None = "this") -> Path:
+        """The complete output folder of an earlier step (this round's by default)."""
+        index = self.round if round_index == "this" else round_index
+        if not isinstance(index, int | None):
+            raise TypeError(f"round index must be int or None, not {index!r}")
+        directory = self.run.stage_dir(index, stage)
+        if not (directory / "summary.json").is_file():
+            raise StageError(f"{self.label}/{self.stage} needs {directory}, which is not complete")
+        return directory
+
+    def cache(self, name: str) -> GenerationCache:
+        return GenerationCache(self.run.stage_cache(self.round, self.stage, name))
+
+    def log(self, message: str) -> None:
+        print(f"[{self.label}/{self.stage}] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ questions
+def load_source(source: QuestionSource) -> list[Question]:
+    if source.bundled is not None:
+        questions = load_bundled(source.bundled)
+    else:
+        loader = {"iterkd": load_jsonl, "humaneval": load_humaneval_jsonl, "mbpp": load_mbpp_jsonl}
+        questions = loader[source.format](source.path or "", on_invalid=source.on_invalid).questions
+    return questions[: source.limit] if source.limit else questions
+
+
+def round_questions(ctx: StageContext) -> list[Question]:
+    """This round's pool, as the teacher stage froze it."""
+    try:
+        return read_jsonl(ctx.input_dir("teacher") / "questions.jsonl", Question)
+    except RecordError as exc:
+        raise StageError(str(exc)) from None
+
+
+# ------------------------------------------------------------------ models
+def student_spec(ctx: StageContext, after_round: int | None) -> ModelSpec:
+    """The student as it was after `after_round`'s train stage (None: the initial student). A
+    round that trained nothing (no verified answer) hands on the student it started with."""
+    spec = ctx.cfg.models.student
+    for index in range(after_round, -1, -1) if after_round is not None else ():
+        summary = read_json(ctx.input_dir("train", index) / "summary.json")
+        kind = summary["checkpoint"]
+        if kind == "none":
+            continue
+        checkpoint = str((ctx.run.stage_dir(index, "train") / "checkpoint").resolve())
+        if kind == "adapter":
+            return spec.model_copy(update={"adapter": checkpoint})
+        return spec.model_copy(update={"path": checkpoint, "adapter": None})
+    return spec
+
+
+# ------------------------------------------------------------------ generation
+def solve_prompt(question: Question) -> Prompt:
+    content = render("solve", prompt=question.prompt)
+    return Prompt(
+        id=question.id,
+        messages=(Message(role="user", content=content),),
+        template_hash=template_hash("solve"),
+    )
+
+
+def sample_answers(
+    ctx: StageContext,
+    spec: ModelSpec,
+    role: Role,
+    questions: Sequence[Question],
+    gen: GenerationConfig,
+    cache_name: str,
+) -> tuple[list[SampleRecord], dict[str, Any]]:
+    """`gen.n` answers per question from the model in `spec`, through this step's cache."""
+    params = SamplingParams(
+        n=gen.n,
+        temperature=gen.temperature,
+        top_p=gen.top_p,
+        max_new_tokens=gen.max_new_tokens,
+        seed=ctx.seed,
+    )
+    prompts = [solve_prompt(q) for q in questions]
+    backend = open_backend(spec, role)
+    try:
+        with ctx.cache(cache_name) as cache, progress(len(prompts), f"{ctx.stage}") as bar:
+            results, report = generate(backend, prompts, params, cache, progress=bar)
+    finally:
+        backend.close()
+    records = [to_record(q.id, role, s) for q in questions for s in results[q.id]]
+    return records, report.model_dump(exclude={"seconds"})
+
+
+def to_record(question_id: str, role: Role, sample) -> SampleRecord:
+    return SampleRecord(
+        id=f"{question_id}/{role}/{sample.index}",
+        question_id=question_id,
+        role=role,
+        index=sample.index,
+        text=sample.text,
+        code=extract_code(sample.text) if sample.finish_reason != "skipped" else "",
+        finish_reason=sample.finish_reason,
+        prompt_tokens=sample.prompt_tokens,
+        completion_tokens=sample.completion_tokens,
+        prompt_truncated=sample.prompt_truncated,
+    )
+
+
+@contextmanager
+def progress(total: int, description: str):
+    """A progress bar on a terminal (nothing otherwise); yields a callback taking a count."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=description, unit="q", disable=None, leave=False) as bar:
+        yield bar.update
+
+
+def count_by(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))

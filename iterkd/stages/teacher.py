@@ -1,0 +1,37 @@
+"""teacher: freeze this round's question pool and sample k answers per question from the teacher.
+
+in:  round 0: the config's `data.train` set; round r: `rounds/<r-1>/synthesize/next_pool.jsonl`
+out: questions.jsonl (the pool, read by every later stage of the round), samples.jsonl
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iterkd.questions import Question
+from iterkd.records import RecordError, read_jsonl, write_jsonl
+from iterkd.stages.common import StageContext, StageError, load_source, sample_answers
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    questions = _pool(ctx)
+    write_jsonl(ctx.out / "questions.jsonl", questions)
+    if not questions:
+        write_jsonl(ctx.out / "samples.jsonl", [])
+        ctx.log("the pool is empty: nothing to ask the teacher this round")
+        return {"questions": 0, "samples": 0, "note": "empty pool: no question to ask"}
+    samples, report = sample_answers(
+        ctx, ctx.cfg.models.teacher, "teacher", questions, ctx.cfg.teacher, "teacher"
+    )
+    write_jsonl(ctx.out / "samples.jsonl", samples)
+    return {"questions": len(questions), "samples": len(samples), "generation": report}
+
+
+def _pool(ctx: StageContext) -> list[Question]:
+    if ctx.round in (None, 0):
+        return load_source(ctx.cfg.data.train)
+    path = ctx.input_dir("synthesize", ctx.round - 1) / "next_pool.jsonl"
+    try:
+        return read_jsonl(path, Question)
+    except RecordError as exc:
+        raise StageError(str(exc)) from None
