@@ -21,6 +21,76 @@ def _tiny_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace):
+    from iterkd.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from iterkd.checks import validate_config
+
+    cfg = _load(args)
+    for line in validate_config(cfg, args.config):
+        print(line)
+    print(f"{args.config}: OK ({cfg.rounds} rounds, run directory {cfg.runs_dir}/{cfg.name})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from iterkd.checks import validate_config
+    from iterkd.controller import start_run
+
+    cfg = _load(args)
+    validate_config(cfg, args.config)  # before any compute is spent
+    state = start_run(cfg, args.run_dir)
+    return _finished(args.run_dir or f"{cfg.runs_dir}/{cfg.name}", state)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from iterkd.controller import resume_run
+
+    state = resume_run(args.run_dir, args.overrides, config=args.config)
+    return _finished(args.run_dir, state)
+
+
+def _finished(run_dir: str, state) -> int:
+    from iterkd.rundir import RunDir
+    from iterkd.status import format_status
+
+    print(format_status(RunDir(run_dir)))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from iterkd.rundir import RunDir
+    from iterkd.status import format_status
+
+    print(format_status(RunDir(args.run_dir)))
+    return 0
+
+
+def _add_cycle_commands(commands) -> None:
+    overrides = {"nargs": "*", "metavar": "key.path=value", "help": "config overrides"}
+    run = commands.add_parser("run", help="start a distillation run (or continue it)")
+    run.add_argument("config", help="a YAML config, e.g. configs/tiny-cpu.yaml")
+    run.add_argument("overrides", **overrides)
+    run.add_argument("--run-dir", help="default: <runs_dir>/<name> from the config")
+    run.set_defaults(handler=_run)
+    resume = commands.add_parser("resume", help="finish a run from where it stopped")
+    resume.add_argument("run_dir")
+    resume.add_argument("overrides", **overrides)
+    resume.add_argument("--config", help="a changed config: only safe keys may differ")
+    resume.set_defaults(handler=_resume)
+    status = commands.add_parser("status", help="rounds x stages table and headline metrics")
+    status.add_argument("run_dir")
+    status.set_defaults(handler=_status)
+    validate = commands.add_parser("validate", help="check a config before spending compute")
+    validate.add_argument("config")
+    validate.add_argument("overrides", **overrides)
+    validate.set_defaults(handler=_validate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iterkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,16 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--skip-eval", action="store_true", help="do not measure pass fractions")
     tiny.set_defaults(handler=_tiny_models)
+    _add_cycle_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from iterkd.controller import ControllerError
+
     try:
         return args.handler(args)
     except (ValueError, OSError) as exc:
         print(f"iterkd {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ControllerError as exc:
+        print(f"iterkd {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"iterkd {args.command}: interrupted; `iterkd resume` continues", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

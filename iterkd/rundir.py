@@ -166,6 +166,14 @@ class RunDir:
         finally:
             os.close(fd)
 
+    def repair_events(self) -> None:
+        """End a line torn by a kill, so the next event starts on a line of its own."""
+        if self.events_path.exists() and self.events_path.stat().st_size:
+            with open(self.events_path, "rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+
     def events(self) -> list[dict[str, Any]]:
         if not self.events_path.exists():
             return []

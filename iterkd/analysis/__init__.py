@@ -9,8 +9,20 @@ Typical use::
     versions = analyzer_versions()  # store with the scores: findings depend on them
 """
 
-from iterkd.analysis.batch import analyze_snippets, analyzer_versions
+from typing import Any
+
 from iterkd.analysis.models import AnalysisConfig, AnalysisError, Finding, SnippetAnalysis
+
+
+def __getattr__(name: str) -> Any:
+    # pylint takes ~0.2 s to import: loaded on first use, so reading a config (which holds an
+    # AnalysisConfig) stays fast, e.g. `iterkd status` and `iterkd resume` of a finished run
+    if name in ("analyze_snippets", "analyzer_versions"):
+        from iterkd.analysis import batch
+
+        return getattr(batch, name)
+    raise AttributeError(f"module 'iterkd.analysis' has no attribute {name!r}")
+
 
 __all__ = [
     "AnalysisConfig",

