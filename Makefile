@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint system-deps venv bench-exec bench-analysis
+.PHONY: distill test lint system-deps venv bench-exec bench-analysis bench-cycle
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ system-deps:
 		|| echo "bubblewrap could not be installed: its tests will be skipped"; \
 	fi
 
+# The README's main job: two rounds of distillation on the tiny default (builds the tiny models on
+# first use). Run it again after an interruption: an existing run with the same config resumes.
+distill: venv system-deps
+	$(BIN)/iterkd run configs/tiny-cpu.yaml
+
 test: venv system-deps
 	$(BIN)/python -m pytest -q
 
@@ -41,3 +46,6 @@ bench-exec: venv
 
 bench-analysis: venv
 	$(BIN)/python benchmarks/bench_analysis.py
+
+bench-cycle: venv system-deps
+	$(BIN)/python benchmarks/bench_cycle.py

@@ -118,21 +118,33 @@ class GenerationConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    """The train stage: SFT on verified teacher answers plus a contrastive term on
+    (teacher-correct, student-fault) pairs. A LoRA adapter's shape (r, alpha, targets) is fixed by
+    the round that created it: later rounds continue that adapter."""
+
     method: Literal["lora", "full"] = "lora"
     lora_r: PositiveInt = 8
     lora_alpha: PositiveInt = 16
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | Literal["all-linear"] = "all-linear"
     learning_rate: PositiveFloat = 1e-3
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps warming up")
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: PositiveFloat = 1.0
     epochs: PositiveFloat = 2.0
-    batch_size: PositiveInt = 8
+    max_steps: PositiveInt | None = Field(None, description="optimizer steps; None: `epochs`")
+    batch_size: PositiveInt = Field(8, description="examples (an SFT row or a pair) per step")
     gradient_accumulation_steps: PositiveInt = 1
-    max_length: PositiveInt = 512
+    logging_steps: PositiveInt = Field(1, description="optimizer steps per train_log.jsonl line")
+    max_length: PositiveInt = Field(512, description="prompt + answer tokens; answers are cut")
     max_rows_per_question: PositiveInt = 4
     max_pairs_per_question: PositiveInt = 4
     contrastive_weight: float = Field(0.5, ge=0.0, description="0 = SFT only")
     contrastive_beta: PositiveFloat = Field(2.0, description="scale of the log-prob margin")
     contrastive_gamma: float = Field(0.5, ge=0.0, description="target margin (SimPO's gamma)")
+    bf16: bool | None = Field(None, description="bf16 mixed precision; None: on a GPU only")
+    gradient_checkpointing: bool = Field(False, description="recompute activations: less memory")
     torch_threads: PositiveInt | None = Field(None, description="CPU training threads")
 
 
@@ -144,11 +156,20 @@ class FeedbackConfig(_Strict):
     easy_at: float = Field(0.75, ge=0.0, le=1.0, description="fused score >= this: easy")
     hard_below: float = Field(0.25, ge=0.0, le=1.0, description="fused score < this: hard")
     judge_max_new_tokens: PositiveInt = 128
+    judge_temperature: float = Field(0.0, ge=0.0, description="0 = greedy judge answers")
+    disagreement_high: float = Field(
+        0.7, ge=0.0, le=1.0, description="judge >= this while tests <= disagreement_low, or reverse"
+    )
+    disagreement_low: float = Field(0.3, ge=0.0, le=1.0, description="see disagreement_high")
 
     @model_validator(mode="after")
     def _ordered(self) -> FeedbackConfig:
         if self.hard_below > self.easy_at:
             raise ValueError("hard_below must not exceed easy_at")
+        if self.disagreement_low > self.disagreement_high:
+            raise ValueError("disagreement_low must not exceed disagreement_high")
+        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
+            raise ValueError("weights must be >= 0 with at least one above 0")
         return self
 
 
@@ -159,7 +180,14 @@ class SynthesisConfig(_Strict):
     )
     min_tests: PositiveInt = Field(2, description="fewer passing tests: the question is dropped")
     dedup_threshold: float = Field(0.7, gt=0.0, le=1.0, description="MinHash Jaccard")
+    contamination_threshold: float = Field(
+        0.6, gt=0.0, le=1.0, description="MinHash Jaccard against a held-out prompt: contaminated"
+    )
     num_perm: PositiveInt = 128
+    shingle: Literal["char", "word"] = Field(
+        "char", description="shingle unit of the normalised prompt (char suits short prompts)"
+    )
+    shingle_size: PositiveInt = Field(5, description="n of the n-gram shingles")
     max_new_tokens: PositiveInt = 384
     temperature: float = Field(0.8, ge=0.0)
 
@@ -215,8 +243,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     """The config in `path` (None: all defaults) with `key.path=value` overrides applied."""
     where = str(path) if path is not None else "<defaults>"
     data = _merged(config_to_dict(RunConfig()), _read_yaml(Path(path)) if path else {}, "")
-    for override in overrides:
-        _apply_override(data, override)
+    apply_overrides(data, overrides)
     return parse_config(data, where)
 
 
@@ -232,7 +259,9 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def config_hash(cfg: RunConfig) -> str:
-    text = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """Hash of everything that decides a step's outputs (the keys safe to change are left out)."""
+    data = {k: v for k, v in config_to_dict(cfg).items() if k not in SAFE_TO_CHANGE}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -259,9 +288,9 @@ def unsafe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     ]
 
 
-# A model given in a file replaces the default model whole: merging `path: tiny:teacher` into an
-# `openai` teacher would leave a misleading key in the frozen config.
-_REPLACED_WHOLE = ("models.teacher", "models.student", "models.judge")
+# A model or question set given in a file replaces the default one whole: merging
+# `path: tiny:teacher` into an `openai` teacher would leave a misleading key in the frozen config.
+_REPLACED_WHOLE = ("models.teacher", "models.student", "models.judge", "data.train", "data.eval")
 
 
 def _merged(defaults: dict[str, Any], given: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -290,6 +319,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
     return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> None:
+    for override in overrides:
+        _apply_override(data, override)
 
 
 def _apply_override(data: dict[str, Any], override: str) -> None:

@@ -102,14 +102,14 @@ def drive(run: RunDir, why: str) -> RunState:
 
 def run_step_in_this_process(run_dir: str, label: str, stage: str) -> int:
     """Body of `python -m iterkd.stages`: run one step, leave an error file when it fails."""
-    from iterkd.stages import StageError, run_stage
+    from iterkd.stages import StageError
 
     run = RunDir(run_dir)
     round_index = None if label == BASELINE else int(label)
     error_file = _error_file(run, round_index, stage)
     error_file.unlink(missing_ok=True)
     try:
-        run_stage(run, run.load_config(), round_index, stage)
+        _timed_stage(run, run.load_config(), round_index, stage)
     except (StageError, RecordError, RunDirError, ValueError, OSError) as exc:
         atomic_write_text(error_file, f"{type(exc).__name__}: {exc}\n")
         print(f"iterkd: step {label}/{stage} failed: {exc}", file=sys.stderr)
@@ -155,10 +155,20 @@ def _execute(
     _record_complete(run, state, step, started=step.started)
 
 
-def _run_in_process(run: RunDir, cfg: RunConfig, round_index: int | None, stage: str) -> None:
+def _timed_stage(run: RunDir, cfg: RunConfig, round_index: int | None, stage: str) -> None:
+    """Run a step and log how long its own work took: the rest of the step's time is the
+    controller's overhead (process start, imports, state writes), measured by the benchmark."""
+    from iterkd.rundir import round_label
     from iterkd.stages import run_stage
 
+    started = time.monotonic()
     run_stage(run, cfg, round_index, stage)
+    seconds = round(time.monotonic() - started, 3)
+    run.event("stage_work", step=f"{round_label(round_index)}/{stage}", seconds=seconds)
+
+
+def _run_in_process(run: RunDir, cfg: RunConfig, round_index: int | None, stage: str) -> None:
+    _timed_stage(run, cfg, round_index, stage)
 
 
 def _run_subprocess(run: RunDir, round_index: int | None, stage: str) -> None:

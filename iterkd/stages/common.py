@@ -12,7 +12,14 @@ from typing import Any
 
 from iterkd.codeblocks import extract_code
 from iterkd.config import GenerationConfig, ModelSpec, QuestionSource, RunConfig
-from iterkd.generation import GenerationCache, Message, Prompt, SamplingParams, generate
+from iterkd.generation import (
+    GenerationCache,
+    GenerationReport,
+    Message,
+    Prompt,
+    SamplingParams,
+    generate,
+)
 from iterkd.generation.base import derive_seed
 from iterkd.generation.factory import open_backend
 from iterkd.prompts import render, template_hash
@@ -134,7 +141,19 @@ def sample_answers(
     finally:
         backend.close()
     records = [to_record(q.id, role, s) for q in questions for s in results[q.id]]
-    return records, report.model_dump(exclude={"seconds"})
+    return records, report_counts(ctx, cache_name, report)
+
+
+# counts that depend on how the step went, not on its result: a resumed step finds part of its
+# samples in the cache. They go to events.jsonl; summaries keep what the data decides.
+RUN_DEPENDENT_COUNTS = frozenset({"from_cache", "generated", "engine_calls", "seconds"})
+
+
+def report_counts(ctx: StageContext, name: str, report: GenerationReport) -> dict[str, Any]:
+    """The generation report's result counts for the summary; the whole report as an event."""
+    full = report.model_dump()
+    ctx.run.event("generation", step=f"{ctx.label}/{ctx.stage}", name=name, **full)
+    return {k: v for k, v in full.items() if k not in RUN_DEPENDENT_COUNTS}
 
 
 def to_record(question_id: str, role: Role, sample) -> SampleRecord:

@@ -1,0 +1,137 @@
+"""The judge view: a rubric prompt per answer (`judge.jinja`), and a parser of the judge's reply
+that never guesses.
+
+    prompt = judge_prompt(question, sample)
+    scores, error = parse_judgement(reply)   # (None, "why") when the reply holds no valid score
+
+A reply is read as a JSON object first (the format the prompt asks for), then, when it holds no
+JSON object with a score, as text with an `Overall: N` or `Score: N` line (`N/10` allowed). A
+score outside 1..10, on another scale (`85/100`), or not a number is *missing*, never clamped or
+rescaled: a judge that cannot follow the format must show up as missing in the reports, not as
+a plausible number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from iterkd.generation import Message, Prompt
+from iterkd.prompts import render, template_hash
+from iterkd.questions import Question
+from iterkd.records import SampleRecord
+
+TEMPLATE = "judge"
+RUBRIC: tuple[str, ...] = ("correctness", "readability", "efficiency", "robustness")
+SCORE_MIN, SCORE_MAX = 1.0, 10.0
+_NUMBER = r"(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?"
+_FALLBACKS = (
+    re.compile(r"\boverall(?:\s+score)?\s*[:=]\s*" + _NUMBER, re.IGNORECASE),
+    re.compile(r"\bscore\s*[:=]\s*" + _NUMBER, re.IGNORECASE),
+)
+
+
+class JudgeScores(BaseModel):
+    """Scores on the 1..10 scale; a rubric criterion the reply did not give is None."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    correctness: float | None = None
+    readability: float | None = None
+    efficiency: float | None = None
+    robustness: float | None = None
+    overall: float
+
+
+class JudgeRecord(BaseModel):
+    """What the judge said about one sample: the parsed scores, or None and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_id: str
+    question_id: str
+    scores: JudgeScores | None
+    raw: str
+    error: str | None = None
+    judged: bool = True  # False: the judge was not asked (the answer holds no code)
+
+
+def judge_prompt(question: Question, sample: SampleRecord) -> Prompt:
+    """The rubric prompt for one sample; its id is the sample's."""
+    content = render(TEMPLATE, prompt=question.prompt, code=sample.code)
+    return Prompt(
+        id=sample.id,
+        messages=(Message(role="user", content=content),),
+        template_hash=template_hash(TEMPLATE),
+    )
+
+
+def overall_view(overall: float) -> float:
+    """An overall score of 1..10 mapped onto the [0, 1] scale of every feedback view."""
+    return (overall - SCORE_MIN) / (SCORE_MAX - SCORE_MIN)
+
+
+def parse_judgement(text: str) -> tuple[JudgeScores | None, str | None]:
+    """(scores, None) or (None, the reason the reply gives no valid score)."""
+    found = _scored_object(text)
+    if found is not None:  # a JSON object with scores decides alone: no second guess by regex
+        return _from_mapping(found)
+    for pattern in _FALLBACKS:
+        match = pattern.search(text)
+        if match:
+            value, error = _checked(match.group(1), match.group(2), match.group(0).strip())
+            return (JudgeScores(overall=value), None) if error is None else (None, error)
+    return None, "no score found: neither a JSON object nor an 'Overall: N' / 'Score: N' line"
+
+
+def judge_record(sample: SampleRecord, raw: str) -> JudgeRecord:
+    scores, error = parse_judgement(raw)
+    return JudgeRecord(
+        sample_id=sample.id, question_id=sample.question_id, scores=scores, raw=raw, error=error
+    )
+
+
+def _scored_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in `text` that has a rubric key (any case), or None."""
+    decoder = json.JSONDecoder()
+    keys = {*RUBRIC, "overall", "score"}
+    for start in (i for i, char in enumerate(text) if char == "{"):
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and keys & {str(k).lower() for k in value}:
+            return {str(k).lower(): v for k, v in value.items()}
+    return None
+
+
+def _from_mapping(data: dict[str, Any]) -> tuple[JudgeScores | None, str | None]:
+    overall_key = "overall" if "overall" in data else "score"
+    if overall_key not in data:
+        return None, "the JSON object has no 'overall' score"
+    scores: dict[str, float | None] = {}
+    for key in (*RUBRIC, overall_key):
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, f"{key}: not a number ({json.dumps(value)[:40]})"
+        checked, error = _checked(str(value), None, key)
+        if error is not None:
+            return None, error
+        scores["overall" if key == overall_key else key] = checked
+    return JudgeScores(**scores), None  # type: ignore[arg-type]
+
+
+def _checked(number: str, scale: str | None, where: str) -> tuple[float, str | None]:
+    """A score as given, or an error: out of 1..10, not finite, or on a scale other than /10."""
+    value = float(number)
+    if scale is not None and float(scale) != SCORE_MAX:
+        return value, f"{where}: on a scale of {scale}, not 1-10 (not rescaled)"
+    if not math.isfinite(value) or not SCORE_MIN <= value <= SCORE_MAX:
+        return value, f"{where}: {number} is outside 1-10"
+    return value, None

@@ -1,0 +1,203 @@
+"""The train stage end to end on the tiny student, from hand-written teacher/student/verify
+folders: what it writes, the empty round, determinism, and a second round continuing the first."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from iterkd.config import RunConfig, load_config
+from iterkd.modeling import load_model
+from iterkd.questions import Question, load_bundled
+from iterkd.records import SampleRecord, VerdictRecord, read_json, write_json, write_jsonl
+from iterkd.rundir import RunDir
+from iterkd.stages import run_stage
+
+OVERRIDES = [
+    "train.epochs=4",
+    "train.batch_size=8",  # one step per epoch: 3 rows + 3 pairs
+    "train.learning_rate=5e-3",
+    "train.torch_threads=1",
+]
+
+
+def record(question: Question, role: str, index: int, code: str) -> SampleRecord:
+    return SampleRecord(
+        id=f"{question.id}/{role}/{index}",
+        question_id=question.id,
+        role=role,
+        index=index,
+        text=f"Here it is:\n```python\n{code}```\n",
+        code=code,
+        finish_reason="stop",
+        prompt_tokens=10,
+        completion_tokens=10,
+    )
+
+
+def verdict(sample: SampleRecord, passed: bool) -> VerdictRecord:
+    return VerdictRecord(
+        sample_id=sample.id,
+        question_id=sample.question_id,
+        role=sample.role,
+        index=sample.index,
+        status="passed" if passed else "failed",
+        passed=passed,
+        failure_kind=None if passed else "wrong_answer",
+        tests_passed=1 if passed else 0,
+        tests_total=1,
+    )
+
+
+def write_round(run: RunDir, round_index: int, *, teacher_passes: bool = True) -> None:
+    """Three seed questions. Teacher: the reference solution, the same reformatted (a
+    duplicate) and a wrong answer; student: a body returning None (a fault) and the reference
+    (passed)."""
+    questions = load_bundled("seed")[:3]
+    teacher, student, verdicts = [], [], []
+    for q in questions:
+        reformatted = q.reference_solution.replace("    return", "    return  ")
+        answers = [
+            (q.reference_solution, True),
+            (reformatted, True),
+            (q.prompt + "    return 0\n", False),
+        ]
+        for index, (code, passed) in enumerate(answers):
+            teacher.append(record(q, "teacher", index, code))
+            verdicts.append(verdict(teacher[-1], passed and teacher_passes))
+        for index, (code, passed) in enumerate(
+            [(q.prompt + "    return None\n", False), (q.reference_solution, True)]
+        ):
+            student.append(record(q, "student", index, code))
+            verdicts.append(verdict(student[-1], passed))
+    files = {
+        "teacher": {"questions.jsonl": questions, "samples.jsonl": teacher},
+        "student": {"samples.jsonl": student},
+        "verify": {"verdicts.jsonl": verdicts},
+    }
+    for stage, contents in files.items():
+        directory = run.stage_dir(round_index, stage)
+        directory.mkdir(parents=True)
+        for name, records in contents.items():
+            write_jsonl(directory / name, records)
+        write_json(directory / "summary.json", {"questions": len(questions)})
+
+
+def new_run(path: Path, overrides: list[str] = OVERRIDES) -> tuple[RunDir, RunConfig]:
+    cfg = load_config(None, overrides)
+    return RunDir.create(path, cfg), cfg
+
+
+def file_bytes(directory: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_models: Path) -> tuple[RunDir, RunConfig, dict]:
+    """A run whose round 0 has been trained."""
+    run, cfg = new_run(tmp_path_factory.mktemp("trained") / "run")
+    write_round(run, 0)
+    return run, cfg, run_stage(run, cfg, 0, "train")
+
+
+def logits(model, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_trains_a_lora_adapter_that_loads_and_changes_the_student(trained, tiny_models):
+    run, _, summary = trained
+    out = run.stage_dir(0, "train")
+    assert summary["checkpoint"] == "adapter" and not summary["continued_adapter"]
+    # one row per question (the duplicate is dropped); a pair per question (the passed
+    # student answer is no fault)
+    assert (summary["questions"], summary["sft_rows"], summary["pairs"]) == (3, 3, 3)
+    assert summary["steps"] == 4 and "note" not in summary
+    assert summary["loss_last"] < summary["loss_first"]
+    assert summary["margin_first"] is not None and summary["margin_last"] is not None
+    assert read_json(out / "summary.json") == summary
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2, 3, 4]
+    assert set(log[0]) == {
+        "step",
+        "epoch",
+        "loss",
+        "nll",
+        "contrastive",
+        "margin",
+        "learning_rate",
+        "grad_norm",
+    }
+    checkpoint = out / "checkpoint"
+    assert (checkpoint / "adapter_model.safetensors").is_file()
+    base = load_model(tiny_models / "student", device="cpu")
+    tuned = load_model(tiny_models / "student", adapter=checkpoint, device="cpu")
+    ids = torch.tensor([[1, 50, 60, 70, 80]])
+    assert not torch.allclose(logits(base, ids), logits(tuned, ids))
+
+
+def test_two_runs_write_identical_bytes(trained, tmp_path):
+    """The second run is another process (as the controller runs stages), with another string
+    hash seed: nothing may depend on set order or on anything else of one process."""
+    first, _, _ = trained
+    run, _ = new_run(tmp_path / "run")
+    write_round(run, 0)
+    script = (
+        "import sys; from iterkd.rundir import RunDir; from iterkd.stages import run_stage; "
+        "run = RunDir(sys.argv[1]); run_stage(run, run.load_config(), 0, 'train')"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", script, str(run.path)], check=True, env=env)
+    assert file_bytes(run.stage_dir(0, "train")) == file_bytes(first.stage_dir(0, "train"))
+
+
+def test_no_passed_teacher_answer_trains_nothing(tmp_path, tiny_models):
+    run, cfg = new_run(tmp_path / "run")
+    write_round(run, 0, teacher_passes=False)
+    summary = run_stage(run, cfg, 0, "train")
+    out = run.stage_dir(0, "train")
+    assert summary["checkpoint"] == "none" and "no teacher answer passed" in summary["note"]
+    assert (summary["sft_rows"], summary["pairs"], summary["steps"]) == (0, 0, 0)
+    assert summary["loss_first"] is None and summary["margin_last"] is None
+    assert not (out / "checkpoint").exists()
+    assert (out / "train_log.jsonl").read_text() == ""
+
+
+def test_sft_only_when_the_contrastive_weight_is_zero(tmp_path, tiny_models):
+    run, cfg = new_run(
+        tmp_path / "run", [*OVERRIDES, "train.contrastive_weight=0", "train.epochs=1"]
+    )
+    write_round(run, 0)
+    summary = run_stage(run, cfg, 0, "train")
+    assert (summary["sft_rows"], summary["pairs"], summary["steps"]) == (3, 0, 1)
+    assert summary["margin_first"] is None
+
+
+def test_a_second_round_continues_the_first_rounds_adapter(trained, tmp_path, tiny_models):
+    first, cfg, round0 = trained
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(first.path, run.path)
+    write_round(run, 1)
+    round1 = run_stage(run, cfg, 1, "train")
+    assert round1["checkpoint"] == "adapter" and round1["continued_adapter"]
+    # round 1 starts where round 0 ended, on the same data: its first loss is already below
+    # round 0's first (a fresh adapter would start from round 0's first loss)
+    assert round1["loss_first"] < round0["loss_first"] - 0.1
+    config = json.loads(
+        (run.stage_dir(1, "train") / "checkpoint" / "adapter_config.json").read_text()
+    )
+    assert Path(config["base_model_name_or_path"]) == tiny_models / "student"  # not stacked
+    adapters = [run.stage_dir(r, "train") / "checkpoint" for r in (0, 1)]
+    assert file_bytes(adapters[0]) != file_bytes(adapters[1])
+    load_model(tiny_models / "student", adapter=adapters[1], device="cpu")

@@ -1,0 +1,78 @@
+"""Two rounds of the (small) tiny default in-process: every step runs for real and leaves what
+the next one needs; a finished run resumes to a no-op."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from iterkd.config import load_config
+from iterkd.controller import resume_run, start_run
+from iterkd.records import read_json
+from iterkd.rundir import STAGES, RunDir, tree_hash
+from iterkd.status import format_status
+from tests.cycle import CONFIG, SMALL, step_statuses
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> RunDir:
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = load_config(CONFIG, [*SMALL, f"runs_dir={runs}", "execution.mode=inprocess"])
+    start_run(cfg)
+    return RunDir(runs / cfg.name)
+
+
+def test_every_step_completes_and_is_recorded(finished_run: RunDir) -> None:
+    statuses = step_statuses(finished_run.path)
+    assert statuses.pop("baseline/evaluate") == "complete"
+    assert statuses == {f"{r:03d}/{s}": "complete" for r in range(2) for s in STAGES}
+    state = finished_run.load_state()
+    for step in state.steps.values():
+        directory = finished_run.path / "rounds" / step.round / step.stage
+        assert step.output_hash == tree_hash(directory)
+        assert step.metrics == read_json(directory / "summary.json")
+        assert step.seconds is not None and step.seconds > 0
+    assert not list(finished_run.rounds_dir.rglob("*.tmp"))
+
+
+def test_rounds_hand_on_their_outputs(finished_run: RunDir) -> None:
+    run = finished_run
+    teacher = read_json(run.stage_dir(0, "teacher") / "summary.json")
+    assert teacher["questions"] == 6 and teacher["samples"] == 12
+    verify = read_json(run.stage_dir(0, "verify") / "summary.json")
+    assert verify["teacher"]["passed"] > 0  # the tiny teacher solves part of the seed set
+    train = read_json(run.stage_dir(0, "train") / "summary.json")
+    assert train["checkpoint"] == "adapter" and train["sft_rows"] > 0
+    assert (run.stage_dir(0, "train") / "checkpoint" / "adapter_config.json").is_file()
+    student = read_json(run.stage_dir(1, "student") / "summary.json")
+    assert student["student_adapter"] is True  # round 1 starts from round 0's student
+    next_pool = (run.stage_dir(0, "synthesize") / "next_pool.jsonl").read_text().splitlines()
+    round1 = (run.stage_dir(1, "teacher") / "questions.jsonl").read_text().splitlines()
+    assert round1 == next_pool
+    for label in (None, 0, 1):
+        evaluation = read_json(run.stage_dir(label, "evaluate") / "summary.json")
+        assert 0.0 <= evaluation["pass@1"] <= evaluation["pass@2"] <= 1.0
+
+
+def test_feedback_buckets_every_question(finished_run: RunDir) -> None:
+    lines = (finished_run.stage_dir(0, "feedback") / "feedback.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 6
+    assert all(r["bucket"] in ("easy", "medium", "hard") for r in records)
+
+
+def test_resuming_a_finished_run_runs_nothing(finished_run: RunDir) -> None:
+    before = {p: p.stat().st_mtime_ns for p in finished_run.rounds_dir.rglob("*")}
+    resume_run(finished_run.path)
+    events = finished_run.events()
+    last = events[events.index(next(e for e in reversed(events) if e["event"] == "run_resumed")) :]
+    assert [e["event"] for e in last] == ["run_resumed", "run_finished"]
+    assert {p: p.stat().st_mtime_ns for p in finished_run.rounds_dir.rglob("*")} == before
+
+
+def test_status_shows_every_round(finished_run: RunDir) -> None:
+    text = format_status(finished_run)
+    assert "baseline" in text and "000" in text and "001" in text
+    assert "FAILED" not in text

@@ -1,0 +1,201 @@
+"""The trainer on the tiny student: batches, loss, what LoRA trains, the contrastive term."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from iterkd.config import TrainConfig
+from iterkd.generation.base import render_with_chat_template
+from iterkd.modeling import load_tokenizer
+from iterkd.questions import load_bundled
+from iterkd.records import SampleRecord
+from iterkd.stages.common import solve_prompt
+from iterkd.training.data import IGNORE_INDEX, build_examples
+from iterkd.training.trainer import (
+    Contrastive,
+    ExampleCollator,
+    forward_losses,
+    load_student,
+    log_rows,
+    save_checkpoint,
+    torch_threads,
+    train_student,
+)
+
+FAST = {"learning_rate": 1e-2, "lr_scheduler": "constant", "batch_size": 4, "max_steps": 10}
+
+
+def record(question, role: str, code: str) -> SampleRecord:
+    return SampleRecord(
+        id=f"{question.id}/{role}/0",
+        question_id=question.id,
+        role=role,
+        index=0,
+        text=f"```python\n{code}```",
+        code=code,
+        finish_reason="stop",
+        prompt_tokens=1,
+        completion_tokens=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def student(tiny_models: Path) -> Path:
+    return tiny_models / "student"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(student: Path):
+    return load_tokenizer(student, need_chat_template=True)
+
+
+@pytest.fixture(scope="module")
+def examples(tokenizer) -> list[dict]:
+    """Two questions: an SFT row each (the reference solution) and a pair each (against a
+    body that returns None)."""
+    questions = load_bundled("seed")[:2]
+    rows = [record(q, "teacher", q.reference_solution) for q in questions]
+    faults = [record(q, "student", q.prompt + "    return None\n") for q in questions]
+    prompts = {q.id: render_with_chat_template(tokenizer, solve_prompt(q), "t") for q in questions}
+    built, _ = build_examples(tokenizer, prompts, rows, list(zip(rows, faults, strict=True)), 512)
+    return built
+
+
+def train(student: Path, examples, tmp_path: Path, **overrides):
+    cfg = TrainConfig(**(FAST | overrides))
+    model = load_student(student, None, cfg, seed=0, bf16=False)
+    with torch_threads(1):
+        outcome = train_student(
+            model, examples, cfg, seed=0, output_dir=tmp_path, pad_token_id=0, use_cpu=True
+        )
+    return model, outcome
+
+
+def measure(model, batch, weight: float = 1.0):
+    model.eval()
+    with torch.no_grad():
+        return forward_losses(model, batch, Contrastive(weight, 2.0, 0.5))
+
+
+def test_collator_stacks_rows_then_chosen_then_rejected():
+    a = {"input_ids": [5, 6, 7], "labels": [IGNORE_INDEX, 6, 7]}
+    b = {"input_ids": [8, 9], "labels": [IGNORE_INDEX, 9]}
+    c = {"input_ids": [1], "labels": [1]}
+    batch = ExampleCollator(pad_token_id=0)([{"chosen": a, "rejected": b}, {"sft": c}])
+    assert (batch["num_sft"], batch["num_pairs"]) == (1, 1)
+    assert batch["input_ids"].tolist() == [[1, 0, 0], [5, 6, 7], [8, 9, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 0, 0], [1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [[1, -100, -100], [-100, 6, 7], [-100, 9, -100]]
+
+
+def test_forward_losses_nll_is_the_models_own_loss(student, examples):
+    model = load_student(student, None, TrainConfig(), seed=0, bf16=False)
+    batch = ExampleCollator(0)(examples)
+    terms = measure(model, batch, weight=0.5)
+    sft = batch["num_sft"]
+    with torch.no_grad():
+        own = model(
+            input_ids=batch["input_ids"][:sft],
+            attention_mask=batch["attention_mask"][:sft],
+            labels=batch["labels"][:sft],
+        ).loss
+    assert terms.nll.item() == pytest.approx(own.item(), rel=1e-5)
+    assert terms.loss.item() == pytest.approx(terms.nll.item() + 0.5 * terms.contrastive.item())
+    only_rows = measure(model, ExampleCollator(0)(examples[:sft]))
+    assert only_rows.contrastive is None and only_rows.margin is None
+
+
+def test_loss_decreases_and_only_lora_weights_change(student, examples, tmp_path):
+    cfg = TrainConfig(**FAST)
+    model = load_student(student, None, cfg, seed=0, bf16=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    batch = ExampleCollator(0)(examples)
+    loss_before = measure(model, batch).loss.item()
+    with torch_threads(1):
+        outcome = train_student(
+            model, examples, cfg, seed=0, output_dir=tmp_path, pad_token_id=0, use_cpu=True
+        )
+    assert outcome.steps == 10 and len(outcome.log) == 10
+    assert measure(model, batch).loss.item() < loss_before - 0.3
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed == trainable and trainable
+    assert all("lora_" in name for name in trainable)
+
+
+def test_contrastive_term_raises_the_margin(student, examples, tmp_path):
+    batch = ExampleCollator(0)(examples)
+    start = load_student(student, None, TrainConfig(), seed=0, bf16=False)
+    margin_before = measure(start, batch).margin.item()
+    sft_only, _ = train(student, examples, tmp_path, contrastive_weight=0.0)
+    contrastive, outcome = train(student, examples, tmp_path, contrastive_weight=1.0)
+    margin_sft = measure(sft_only, batch).margin.item()
+    margin_contrastive = measure(contrastive, batch).margin.item()
+    assert margin_contrastive > margin_before + 0.05
+    assert margin_contrastive > margin_sft + 0.05
+    assert all(row["margin"] is not None for row in outcome.log)
+
+
+def test_full_fine_tuning_trains_every_weight_and_saves_model_and_tokenizer(
+    student, examples, tokenizer, tmp_path
+):
+    cfg = TrainConfig(method="full", **(FAST | {"max_steps": 2}))
+    model = load_student(student, None, cfg, seed=0, bf16=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with torch_threads(1):
+        train_student(
+            model, examples, cfg, seed=0, output_dir=tmp_path, pad_token_id=0, use_cpu=True
+        )
+    assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters())
+    assert save_checkpoint(model, tokenizer, tmp_path / "ckpt") == "full"
+    names = {p.name for p in (tmp_path / "ckpt").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= names
+
+
+def test_a_saved_adapter_is_continued_trainable(student, examples, tokenizer, tmp_path):
+    model, outcome = train(student, examples, tmp_path, max_steps=2, gradient_checkpointing=True)
+    assert outcome.steps == 2
+    assert save_checkpoint(model, tokenizer, tmp_path / "adapter") == "adapter"
+    saved = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    # lora_B starts at zero: non-zero, it was trained (through the checkpointed layers)
+    assert all(p.abs().sum() > 0 for n, p in saved.items() if "lora_B" in n)
+    again = load_student(student, tmp_path / "adapter", TrainConfig(lora_r=4), seed=1, bf16=False)
+    params = dict(again.named_parameters())
+    assert {n for n, p in params.items() if p.requires_grad} == set(saved)  # r stays the adapter's
+    assert all(torch.equal(params[n], saved[n]) for n in saved)
+
+
+def test_log_rows_keep_training_steps_without_timings():
+    history = [
+        {
+            "loss": 2.0000001,
+            "nll": 1.5,
+            "learning_rate": 0.01,
+            "grad_norm": 3.0,
+            "epoch": 0.5,
+            "step": 1,
+        },
+        {"train_runtime": 1.2, "train_samples_per_second": 9.0, "train_loss": 2.0, "step": 1},
+    ]
+    assert log_rows(history) == [
+        {
+            "step": 1,
+            "epoch": 0.5,
+            "loss": 2.0,
+            "nll": 1.5,
+            "contrastive": None,
+            "margin": None,
+            "learning_rate": 0.01,
+            "grad_norm": 3.0,
+        }
+    ]
+
+
+def test_torch_threads_restores_the_count():
+    count = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == count
