@@ -141,6 +141,7 @@ def _execute(
     step.input_hash = _input_hash(state, step)
     run.write_state(state)
     run.event("stage_started", step=f"{step.round}/{step.stage}", attempt=step.attempts)
+    _say(f"{step.round}/{step.stage}: started (attempt {step.attempts})")
     try:
         if cfg.execution.mode == "inprocess":
             _run_in_process(run, cfg, round_index, step.stage)
@@ -177,7 +178,10 @@ def _run_subprocess(run: RunDir, round_index: int | None, stage: str) -> None:
     label = round_label(round_index)
     command = [sys.executable, "-m", "iterkd.stages", str(run.path), label, stage]
     command.append(str(os.getpid()))  # the step dies with this controller (PDEATHSIG)
-    code = subprocess.call(command, stdin=subprocess.DEVNULL)
+    # fixed thread counts: MKL/OpenMP may otherwise use fewer threads on a loaded machine, which
+    # changes float summation order and so a trained checkpoint's bytes
+    env = {"MKL_DYNAMIC": "FALSE", "OMP_DYNAMIC": "FALSE"} | dict(os.environ)
+    code = subprocess.call(command, stdin=subprocess.DEVNULL, env=env)
     if code != 0:
         error_file = _error_file(run, round_index, stage)
         detail = error_file.read_text().strip() if error_file.is_file() else ""
@@ -195,6 +199,14 @@ def _record_complete(run: RunDir, state: RunState, step: StepState, started: flo
     step.seconds = round(step.finished - started, 3) if started else None
     run.write_state(state)
     run.event("stage_finished", step=f"{step.round}/{step.stage}", seconds=step.seconds)
+    _say(
+        f"{step.round}/{step.stage}: complete"
+        + (f" in {step.seconds:.1f} s" if step.seconds else "")
+    )
+
+
+def _say(message: str) -> None:
+    print(f"iterkd: {message}", file=sys.stderr, flush=True)
 
 
 def _input_hash(state: RunState, step: StepState) -> str:

@@ -76,3 +76,19 @@ def test_status_shows_every_round(finished_run: RunDir) -> None:
     text = format_status(finished_run)
     assert "baseline" in text and "000" in text and "001" in text
     assert "FAILED" not in text
+
+
+def test_a_round_with_nothing_to_do_says_so(tiny_models: Path, tmp_path: Path) -> None:
+    """Round 1 gets an empty pool (nothing carried over, no new question asked): every stage
+    runs, writes empty files and a note, and round 1 evaluates the student round 0 trained."""
+    overrides = [*SMALL, f"runs_dir={tmp_path}", "execution.mode=inprocess", "data.train.limit=2"]
+    overrides += ["pool.carry_over=none", "synthesize.per_bucket={easy: 0, medium: 0, hard: 0}"]
+    cfg = load_config(CONFIG, overrides)
+    start_run(cfg)
+    run = RunDir(tmp_path / cfg.name)
+    assert read_json(run.stage_dir(0, "synthesize") / "summary.json")["next_pool"]["size"] == 0
+    for stage in ("teacher", "student", "feedback"):
+        assert "empty pool" in read_json(run.stage_dir(1, stage) / "summary.json")["note"]
+    assert read_json(run.stage_dir(1, "train") / "summary.json")["checkpoint"] == "none"
+    assert (run.stage_dir(1, "verify") / "verdicts.jsonl").read_text() == ""
+    assert read_json(run.stage_dir(1, "evaluate") / "summary.json")["student_adapter"] is True

@@ -31,6 +31,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     return {
         "questions": len(questions),
         "samples": len(samples),
+        "student_adapter": spec.adapter is not None,
         **metrics,
         **_compared(ctx, metrics["pass@1"] if 1 in cfg.ks else None),
         "generation": report,
