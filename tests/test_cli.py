@@ -100,3 +100,18 @@ def test_status_of_a_new_run(run: RunDir, capsys) -> None:
     assert main(["status", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "controller: not running" in out and "baseline" in out
+
+
+def test_a_second_controller_is_refused_naming_the_first(run: RunDir, capsys) -> None:
+    from tests.test_rundir import _hold_lock
+
+    holder = _hold_lock(run.path)
+    try:
+        before = run.state_path.read_bytes()
+        _fails(["resume", str(run.path)], capsys, f"pid {holder.pid}")
+        assert run.state_path.read_bytes() == before
+        assert main(["status", str(run.path)]) == 0  # reading is allowed while it runs
+        assert f"running, pid {holder.pid}" in capsys.readouterr().out
+    finally:
+        holder.kill()
+        holder.wait()

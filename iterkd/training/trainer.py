@@ -286,9 +286,12 @@ def torch_threads(count: int | None) -> Iterator[None]:
     if count is None:
         yield
         return
+    # torch's own setter: vLLM's CPU worker replaces `torch.set_num_threads` with a no-op in
+    # any process that ran an engine, which would silently train with its thread count
+    set_threads = torch._C.set_num_threads
     previous = torch.get_num_threads()
-    torch.set_num_threads(count)
+    set_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        set_threads(previous)
