@@ -38,6 +38,12 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
             problems.append(f"models.{role}: {problem}")
         else:
             notes.append(f"models.{role}: {spec.backend} {spec.path or spec.endpoints}")
+    reference = cfg.synthesize.perplexity_model
+    if reference and not reference.startswith(TINY_PREFIX):
+        try:
+            check_checkpoint(reference, role="perplexity model")
+        except ModelLoadError as exc:
+            problems.append(f"synthesize.perplexity_model: {exc}")
     if problems:
         raise ConfigError(f"{where}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
     return notes

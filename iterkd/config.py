@@ -174,11 +174,45 @@ class FeedbackConfig(_Strict):
 
 
 class SynthesisConfig(_Strict):
+    """The synthesize stage: what the teacher is asked, and the screening of its answers
+    (`iterkd/synthesis/`: tests and coverage, near-duplicates, contamination, perplexity band,
+    the judge's quality score)."""
+
     per_bucket: dict[Literal["easy", "medium", "hard"], NonNegativeInt] = Field(
         default_factory=lambda: {"easy": 4, "medium": 4, "hard": 4},
         description="new questions asked of the teacher per bucket and round",
     )
     min_tests: PositiveInt = Field(2, description="fewer passing tests: the question is dropped")
+    # MultiPL-T filters on the line coverage of a function by its tests too, at a stricter bar
+    # (0.95). 0.9 here: references are short and min_tests is 2, so at 0.95 any function under
+    # 20 statements would need full coverage, and one untested guard (`raise ValueError` on bad
+    # input) would drop a good question; 0.9 tolerates one such line from 10 statements up.
+    min_coverage: float | None = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="lower line coverage of the reference by its kept tests: dropped; null: "
+        "not measured",
+    )
+    perplexity_model: str | None = Field(
+        None,
+        description="checkpoint directory (or tiny:<role>) scoring question+solution "
+        "perplexity; null: no perplexity band (a real run names a small code LM here)",
+    )
+    perplexity_mad_k: PositiveFloat | None = Field(
+        3.0, description="log-perplexity outside median +/- k * MAD of the batch: dropped"
+    )
+    perplexity_min: PositiveFloat | None = Field(None, description="lower perplexity: dropped")
+    perplexity_max: PositiveFloat | None = Field(None, description="higher perplexity: dropped")
+    perplexity_batch_size: PositiveInt = Field(8, description="texts per forward pass")
+    quality_bar: float = Field(
+        6.0, ge=1.0, le=10.0, description="judge's overall question score below this: dropped"
+    )
+    quality_missing: Literal["reject", "keep"] = Field(
+        "keep", description="what an unparseable judge reply does (recorded either way)"
+    )
+    quality_max_new_tokens: PositiveInt = 128
+    quality_temperature: float = Field(0.0, ge=0.0, description="0 = greedy judge replies")
     dedup_threshold: float = Field(0.7, gt=0.0, le=1.0, description="MinHash Jaccard")
     contamination_threshold: float = Field(
         0.6, gt=0.0, le=1.0, description="MinHash Jaccard against a held-out prompt: contaminated"
@@ -190,6 +224,13 @@ class SynthesisConfig(_Strict):
     shingle_size: PositiveInt = Field(5, description="n of the n-gram shingles")
     max_new_tokens: PositiveInt = 384
     temperature: float = Field(0.8, ge=0.0)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> SynthesisConfig:
+        low, high = self.perplexity_min, self.perplexity_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("perplexity_min must not exceed perplexity_max")
+        return self
 
 
 class PoolConfig(_Strict):

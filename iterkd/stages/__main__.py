@@ -5,6 +5,7 @@ leaves a stage writing into a run that is being resumed."""
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 
@@ -14,7 +15,7 @@ PR_SET_PDEATHSIG = 1
 def _die_with_parent(parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if __import__("os").getppid() != parent:  # the parent died before prctl took effect
+    if os.getppid() != parent:  # the parent died before prctl took effect
         sys.exit(1)
 
 
@@ -27,6 +28,8 @@ def main(argv: list[str]) -> int:
         return 2
     run_dir, label, stage, parent = argv
     _die_with_parent(int(parent))
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one line per step, not per load
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from iterkd.controller import run_step_in_this_process
 
     return run_step_in_this_process(run_dir, label, stage)

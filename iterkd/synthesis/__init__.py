@@ -1,18 +1,17 @@
-"""Synthesis of new questions from the teacher: its text parsed into a candidate (`parse`), the
-candidate's tests checked against its own reference and the candidate compared with the questions
-already known and the held-out set (`filters`)."""
+"""Synthesis of new questions from the teacher: what it is asked (`requests`, one prompt template
+per strategy), its text parsed into a candidate (`parse`), and the candidate screened
+(`screening`): tests and line coverage in the sandbox (`validation`, `line_coverage`),
+near-duplicates and contamination (`filters`), a perplexity band (`perplexity`) and the judge's
+question-quality score (`quality`)."""
 
 from iterkd.synthesis.filters import (
     ContaminationChecker,
     NearDuplicateIndex,
-    Reference,
-    TestCheck,
-    check_references,
     minhash,
     normalise,
     shingles,
-    split_tests,
 )
+from iterkd.synthesis.line_coverage import Coverage, coverage_program, read_coverage
 from iterkd.synthesis.parse import (
     Candidate,
     ParseResult,
@@ -20,18 +19,55 @@ from iterkd.synthesis.parse import (
     split_sections,
     to_question,
 )
+from iterkd.synthesis.perplexity import Band, BandDecision, perplexity_band, score_log_perplexity
+from iterkd.synthesis.quality import QualityVerdict, judge_quality, quality_prompt
+from iterkd.synthesis.requests import (
+    BUCKETS,
+    OPERATIONS,
+    STRATEGIES,
+    TEMPLATES,
+    Request,
+    choose_operation,
+    plan_requests,
+    request_prompt,
+)
+from iterkd.synthesis.screening import FILTERS, FUNNEL, Outcome, Screened, screen
+from iterkd.synthesis.validation import Reference, TestCheck, check_references, split_tests
 
 __all__ = [
+    "BUCKETS",
+    "FILTERS",
+    "FUNNEL",
+    "OPERATIONS",
+    "STRATEGIES",
+    "TEMPLATES",
+    "Band",
+    "BandDecision",
     "Candidate",
     "ContaminationChecker",
+    "Coverage",
     "NearDuplicateIndex",
+    "Outcome",
     "ParseResult",
+    "QualityVerdict",
     "Reference",
+    "Request",
+    "Screened",
     "TestCheck",
     "check_references",
+    "choose_operation",
+    "coverage_program",
+    "judge_quality",
     "minhash",
     "normalise",
     "parse_candidate",
+    "perplexity_band",
+    "plan_requests",
+    "quality_prompt",
+    "read_coverage",
+    "request_prompt",
+    "score_log_perplexity",
+    "screen",
     "shingles",
     "split_sections",
     "split_tests",

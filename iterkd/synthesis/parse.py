@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from iterkd.codeblocks import extract_code
@@ -173,10 +174,11 @@ def to_question(
     question_id: str,
     parent: Question,
     bucket: Bucket,
-    strategy: str,
-    asserts: tuple[str, ...] | list[str] | None = None,
+    tags: Sequence[str],
+    asserts: Sequence[str] | None = None,
 ) -> Question:
-    """The Question a candidate becomes; `asserts` (default: all of them) are the kept tests."""
+    """The Question a candidate becomes: its parent's tags then `tags` (how it was asked: the
+    strategy, the Evol-Instruct operation); `asserts` (default: all of them) are the kept tests."""
     kept = list(candidate.asserts if asserts is None else asserts)
     return Question(
         id=question_id,
@@ -190,7 +192,7 @@ def to_question(
         },
         reference_solution=candidate.solution,
         difficulty=bucket,
-        tags=[*dict.fromkeys([*parent.tags, strategy])],
+        tags=[*dict.fromkeys([*parent.tags, *tags])],
         source="synthesized",
         parent_id=parent.id,
     )

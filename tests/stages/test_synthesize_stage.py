@@ -1,8 +1,10 @@
-"""The synthesize stage: the real tiny teacher (an honest empty funnel), and the screening path
-end to end on crafted teacher texts (parse -> sandbox -> dedup -> decontamination -> pool)."""
+"""The synthesize stage: the real tiny models (an honest funnel), and the screening path end to
+end on crafted teacher texts, a crafted perplexity scorer and a crafted judge (parse -> sandbox
+tests + coverage -> dedup -> decontamination -> perplexity band -> judge -> pool)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from iterkd.rundir import RunDir
 from iterkd.stages import run_stage
 from iterkd.stages import synthesize as stage
 from iterkd.stages.synthesize import FUNNEL, Request, next_pool, plan_requests, screen
+from iterkd.synthesis import OPERATIONS
 
 SEED = load_bundled("seed")
 HELD_OUT = load_bundled("heldout")
@@ -37,7 +40,7 @@ def feedback_for(buckets: dict[str, Bucket]) -> list[FeedbackRecord]:
 
 
 def new_run(path: Path, overrides: list[str]) -> tuple[RunDir, RunConfig]:
-    cfg = load_config(None, overrides)
+    cfg = load_config(None, ["synthesize.perplexity_model=tiny:teacher", *overrides])
     run = RunDir.create(path, cfg)
     for stage_name, summary, files in (
         ("teacher", {"questions": 3}, {"questions": POOL, "samples": []}),
@@ -101,6 +104,62 @@ POOL_COPY = (  # the pool's sum_of_evens under another name
 )
 
 
+UNTESTED_BRANCH = reply(
+    "first_digit_value",
+    "Return the value of the first decimal digit in text, or -1 when text holds none.",
+    ["assert first_digit_value('ab3') == 3", "assert first_digit_value('7x') == 7"],
+    "for ch in text:\n        if ch.isdigit():\n            return int(ch)\n    return -1",
+)  # `return -1` never runs: 4 of 5 statements covered
+HOSTILE = reply(
+    "count_hash_marks",
+    "Return how many '#' characters text holds.",
+    ["assert count_hash_marks('#a#') == 2", "assert count_hash_marks('') == 0"],
+    "import os, sys\n    if 'coverage' in sys.modules:\n        os._exit(0)\n"
+    "    return text.count('#')",
+)  # passes its tests, then kills the coverage driver
+OUTLIER = reply(
+    "count_spaces",
+    "Return how many space characters (' ') text contains.",
+    ["assert count_spaces('a b c') == 2", "assert count_spaces('') == 0"],
+    "return text.count(' ')",
+)
+POOR = reply(
+    "sum_digit_values",
+    "Add up the numeric values of all decimal digits found in text (0 if none).",
+    ["assert sum_digit_values('a1b22') == 5", "assert sum_digit_values('') == 0"],
+    "return sum(int(ch) for ch in text if ch.isdigit())",
+)
+UNJUDGED = reply(
+    "count_lines",
+    "Number of lines: newline characters plus one, and 0 for an empty text.",
+    ["assert count_lines('') == 0", "assert count_lines('a\\nb') == 2"],
+    "return text.count('\\n') + 1 if text else 0",
+)
+LOG_PERPLEXITY = {  # by entry point: a band of median 2.1, MAD 0.1 -> [1.8, 2.4] at k = 3
+    "count_vowels": 2.0, "count_digits": 2.1, "count_spaces": 9.0, "sum_digit_values": 2.2,
+    "count_lines": 1.9,
+}  # fmt: skip
+JUDGE_REPLIES = {
+    "r000/easy/0": '{"clarity": 9, "tests": 8, "usefulness": 7, "overall": 8}',
+    "r000/medium/0": "Overall: 7",
+    "r000/medium/3": '{"clarity": 3, "tests": 2, "usefulness": 3, "overall": 3}',
+    "r000/hard/4": "a fine exercise, I would say",  # no score: missing
+}
+
+
+def crafted_scorer(texts: Any) -> list[float]:
+    return [next(v for k, v in LOG_PERPLEXITY.items() if f"def {k}(" in t) for t in texts]
+
+
+class CraftedJudge:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, prompts: Any) -> dict[str, str | None]:
+        self.asked += [p.id for p in prompts]
+        return {p.id: JUDGE_REPLIES[p.id] for p in prompts}
+
+
 def crafted_requests() -> tuple[list[Request], dict[str, str]]:
     texts = {
         "r000/easy/0": VOWELS,
@@ -111,22 +170,39 @@ def crafted_requests() -> tuple[list[Request], dict[str, str]]:
         "r000/hard/1": CONTAMINATED,
         "r000/hard/2": "I cannot think of an exercise.",
         "r000/hard/3": "",
+        "r000/medium/2": UNTESTED_BRANCH,
+        "r000/hard/5": HOSTILE,
+        "r000/easy/2": OUTLIER,
+        "r000/medium/3": POOR,
+        "r000/hard/4": UNJUDGED,
     }
     parents = {"easy": POOL[0], "medium": POOL[1], "hard": POOL[2]}
     requests = [
-        Request(id=key, bucket=key.split("/")[1], parent=parents[key.split("/")[1]])
+        Request(
+            id=key,
+            bucket=key.split("/")[1],
+            parent=parents[key.split("/")[1]],  # type: ignore[arg-type]
+            operation=OPERATIONS[0] if "easy" in key else "",
+        )
         for key in texts
-    ]  # type: ignore[arg-type]
+    ]
     return requests, texts
 
 
 @pytest.fixture(scope="module")
-def screened() -> dict[str, Any]:
+def screening() -> tuple[Any, CraftedJudge]:
     requests, texts = crafted_requests()
-    outcomes = screen(
-        requests, texts, cfg=SynthesisConfig(), sandbox=SANDBOX, known=POOL, held_out=HELD_OUT
-    )
-    return {o.request.id: o for o in outcomes}
+    judge = CraftedJudge()
+    result = screen(
+        requests, texts, cfg=SynthesisConfig(perplexity_model="tiny:teacher"), sandbox=SANDBOX,
+        known=POOL, held_out=HELD_OUT, perplexity=crafted_scorer, judge=judge,
+    )  # fmt: skip
+    return result, judge
+
+
+@pytest.fixture(scope="module")
+def screened(screening: tuple[Any, CraftedJudge]) -> dict[str, Any]:
+    return {o.request.id: o for o in screening[0].outcomes}
 
 
 def codes(outcome: Any) -> list[str]:
@@ -145,11 +221,16 @@ def test_good_candidates_are_accepted_with_their_passing_tests(screened: dict[st
         "assert count_vowels('sky') == 1  # failed: expected 1, got 0",
     )
     assert vowels.parent_id == POOL[0].id and vowels.source == "synthesized"
-    assert vowels.difficulty == "easy" and "evolve_harder" in vowels.tags
+    assert vowels.difficulty == "easy"
+    assert vowels.tags[-2:] == ["evolve_harder", f"evolve:{OPERATIONS[0]}"]  # operation recorded
+    assert screened["r000/easy/0"].quality == 8.0 and screened["r000/easy/0"].notes == []
+    coverage = screened["r000/easy/0"].coverage
+    assert (coverage.covered, coverage.total) == (2, 2)
     digits = screened["r000/medium/0"].question
     assert (
         digits is not None and "same_skill_variant" in digits.tags and digits.difficulty == "medium"
     )
+    assert screened["r000/medium/0"].quality == 7.0  # from an `Overall: N` line
 
 
 def test_each_rejection_carries_all_its_reasons(screened: dict[str, Any]) -> None:
@@ -162,18 +243,67 @@ def test_each_rejection_carries_all_its_reasons(screened: dict[str, Any]) -> Non
     assert codes(screened["r000/hard/2"]) == ["missing_section"]
     assert len(screened["r000/hard/2"].reasons) == 3
     assert codes(screened["r000/hard/3"]) == ["empty_text"]
+    assert screened["r000/medium/2"].reasons == [
+        "low_coverage: the kept tests run 4 of the reference's 5 statements (0.80 < min 0.9)"
+    ]
+    assert codes(screened["r000/hard/5"]) == ["coverage_unmeasured"]  # hostile: one reason more
+    assert codes(screened["r000/easy/2"]) == ["perplexity_outlier"]
+    assert "above the band [1.8000, 2.4000]" in screened["r000/easy/2"].reasons[0]
+    assert screened["r000/medium/3"].reasons == ["low_quality: overall 3 < quality_bar 6"]
 
 
-def test_the_funnel_counts_each_step(screened: dict[str, Any]) -> None:
-    summary = stage.summarize(list(screened.values()), feedback_for(BUCKETS), SynthesisConfig())
-    assert summary["funnel"] == {
-        "requested": 8, "generated": 7, "parsed": 6, "validated": 5, "not_duplicate": 3,
-        "not_contaminated": 2, "accepted": 2,
+def test_model_checks_see_only_survivors(screening: tuple[Any, CraftedJudge]) -> None:
+    """The band is taken over the 5 candidates that passed the cheap checks; the judge is asked
+    only about the 4 inside it; an unparseable judge reply is kept by default, with a note."""
+    result, judge = screening
+    assert result.report["perplexity"] == {
+        "model": "tiny:teacher", "scored": 5, "median": 2.1, "mad": 0.1, "low": 1.8,
+        "high": 2.4, "notes": [],
     }  # fmt: skip
-    assert summary["per_bucket"]["easy"]["accepted"] == 1
-    assert summary["per_bucket"]["hard"]["requested"] == 4
+    assert judge.asked == ["r000/easy/0", "r000/medium/0", "r000/medium/3", "r000/hard/4"]
+    kept = next(o for o in result.outcomes if o.request.id == "r000/hard/4")
+    assert kept.question is not None and kept.quality is None and kept.reasons == []
+    assert kept.notes == [
+        "quality_missing_kept: no score found: neither a JSON object nor an 'Overall: N' / "
+        "'Score: N' line"
+    ]
+    assert result.report["quality"] == {
+        "asked": 4, "scored": 3, "missing": 1, "quality_bar": 6.0, "quality_missing": "keep",
+    }  # fmt: skip
+
+
+def test_without_models_the_model_checks_are_skipped_and_said() -> None:
+    requests, texts = crafted_requests()
+    result = screen(
+        requests[:1], texts, cfg=SynthesisConfig(), sandbox=SANDBOX, known=POOL, held_out=HELD_OUT
+    )
+    assert [q.id for q in result.accepted] == ["r000/easy/0"]
+    assert (
+        result.report["perplexity"]["model"] is None and result.report["quality"]["judge"] is None
+    )
+
+
+def test_the_funnel_counts_each_step(screening: tuple[Any, CraftedJudge]) -> None:
+    result = screening[0]
+    summary = stage.summarize(
+        result.outcomes, feedback_for(BUCKETS), SynthesisConfig(), result.report
+    )
+    assert list(summary["funnel"]) == list(FUNNEL)  # reported in funnel order
+    assert summary["funnel"] == {
+        "requested": 13, "generated": 12, "parsed": 11, "validated": 8, "not_duplicate": 6,
+        "not_contaminated": 5, "perplexity_ok": 4, "quality_ok": 3, "accepted": 3,
+    }  # fmt: skip
+    easy = summary["per_bucket"]["easy"]
+    assert (easy["template"], easy["accepted"], easy["operations"]) == (
+        "synthesize_harder", 1, {OPERATIONS[0]: 3},
+    )  # fmt: skip
+    assert summary["per_bucket"]["hard"]["requested"] == 6
+    assert summary["per_bucket"]["medium"]["quality_ok"] == 1
     assert summary["rejections_by_reason"]["near_duplicate"] == 2
+    assert summary["rejections_by_reason"]["low_quality"] == 1
     assert summary["tests_dropped_from_accepted"] == 1
+    assert summary["notes_on_accepted"] == {"quality_missing_kept": 1}
+    assert summary["perplexity"]["scored"] == 5 and summary["coverage"]["measured"] == 9
 
 
 def test_requests_are_seeded_cycled_and_skip_empty_buckets() -> None:
@@ -219,7 +349,7 @@ def test_next_pool(
     assert (info["size"], info["new"], info["carried"], info["dropped_by_cap"]) == composition
 
 
-def test_the_tiny_teacher_gives_an_honest_empty_funnel(tiny_models: Path, tmp_path: Path) -> None:
+def test_the_tiny_models_give_an_honest_funnel(tiny_models: Path, tmp_path: Path) -> None:
     overrides = [
         "synthesize.per_bucket={easy: 2, medium: 1, hard: 1}",
         "synthesize.max_new_tokens=48",
@@ -244,12 +374,20 @@ def test_the_tiny_teacher_gives_an_honest_empty_funnel(tiny_models: Path, tmp_pa
     assert summary["next_pool"]["size"] == len(pool)
     assert [q.id for q in pool[funnel["accepted"] :]] == [POOL[1].id, POOL[2].id]  # unsolved
     assert summary["per_bucket"]["easy"]["requested"] == 2
+    rows = read_jsonl_dicts(folder / "candidates.jsonl")
+    assert [row["operation"] in OPERATIONS for row in rows] == [True, True, False, False]
+    scored = [row["log_perplexity"] for row in rows if row["log_perplexity"] is not None]
+    assert len(scored) == summary["perplexity"]["scored"] == funnel["not_contaminated"]
+    assert all(math.isfinite(value) for value in scored)
+    assert summary["quality"]["asked"] == funnel["perplexity_ok"]
 
 
 def test_the_stage_writes_screened_crafted_candidates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The whole stage, with the teacher replaced by crafted texts (no model)."""
+    """The whole stage, with the teacher replaced by crafted texts; the perplexity model and
+    the judge are the real tiny ones (too few candidates for a band; the untrained judge gives
+    no parseable score, so both are kept, with a note)."""
     crafted = {
         "r000/easy/0": VOWELS, "r000/medium/0": DIGITS, "r000/hard/0": TOO_FEW,
     }  # fmt: skip
@@ -272,6 +410,14 @@ def test_the_stage_writes_screened_crafted_candidates(
         "size": 4, "new": 2, "carried": 2, "dropped_by_cap": 0, "carry_over": "unsolved",
     }  # fmt: skip
     assert summary["funnel"]["accepted"] == 2 and "note" not in summary
+    assert summary["perplexity"]["scored"] == 2 and summary["perplexity"]["low"] is None
+    assert summary["quality"]["asked"] == 2
+    rows = {row["id"]: row for row in read_jsonl_dicts(folder / "candidates.jsonl")}
+    assert all(math.isfinite(rows[q.id]["log_perplexity"]) for q in accepted)
+    assert all(rows[q.id]["failed_at"] is None for q in accepted)
+    assert rows["r000/hard/0"]["failed_at"] == "validated"
+    if rows["r000/easy/0"]["quality"] is None:  # unparseable: kept by the default policy
+        assert rows["r000/easy/0"]["notes"][0].startswith("quality_missing_kept: ")
 
 
 def read_jsonl_dicts(path: Path) -> list[dict[str, Any]]:

@@ -134,3 +134,31 @@ def test_kept_asserts_must_pass_again_on_their_own() -> None:
 def test_malformed_tests_are_invalid(asserts: tuple[str, ...]) -> None:
     check = check_references([Reference("bad", ADD, "add", asserts)], SANDBOX, 1)["bad"]
     assert check.kept == () and check.reasons[0].startswith("tests_invalid: ")
+
+
+def test_signatures_are_datasketch_minhashes_of_the_shingle_hashes() -> None:
+    """The numpy path sketches exactly like datasketch's affine32 scheme over the same values."""
+    from datasketch import MinHash
+
+    from iterkd.synthesis.minhashing import shingle_hashes, signatures
+
+    for unit in ("char", "word"):
+        text = SEED[2].prompt
+        hashes = shingle_hashes(text, 5, unit)  # type: ignore[arg-type]
+        assert len(hashes) == len(shingles(text, 5, unit))  # type: ignore[arg-type]
+        reference = MinHash(num_perm=64, hashfunc=lambda value: value)
+        reference.update_batch([int(h) for h in hashes])
+        ours = signatures([text], num_perm=64, unit=unit)  # type: ignore[arg-type]
+        assert (ours[0] == reference.hashvalues).all()
+    batch = signatures([q.prompt for q in SEED[:5]])
+    assert all((batch[i] == signatures([SEED[i].prompt])[0]).all() for i in range(5))
+    assert len(shingle_hashes("")) == 1 and len(shingle_hashes("abc")) == 1  # one shingle
+    assert len(shingle_hashes("lone \ud800 surrogate")) > 1  # no encoding error
+
+
+def test_batched_lookups_match_one_by_one() -> None:
+    index = NearDuplicateIndex(threshold=0.7)
+    index.add_many((q.id, q.prompt) for q in SEED)
+    queries = [renamed(SEED[0], "sum_of_evens", "sum_evens"), HELD_OUT[0].prompt, SEED[5].prompt]
+    assert index.matches_many(queries) == [index.matches(q) for q in queries]
+    assert index.matches_many(queries)[2][0] == (SEED[5].id, 1.0)

@@ -118,7 +118,7 @@ def test_to_question_builds_an_asserts_form_question() -> None:
     assert candidate is not None
     question = to_question(
         candidate, question_id="r000/hard/0", parent=parent, bucket="hard",
-        strategy="stepping_stone", asserts=candidate.asserts[:2],
+        tags=["stepping_stone"], asserts=candidate.asserts[:2],
     )  # fmt: skip
     assert question.id == "r000/hard/0" and question.parent_id == parent.id
     assert question.source == "synthesized" and question.difficulty == "hard"

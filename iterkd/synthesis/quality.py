@@ -1,0 +1,63 @@
+"""The judge's view of a candidate question: a question-quality rubric (clarity, correctness of
+the tests, usefulness; overall 1-10, `prompts/synthesize_quality.jinja`), read with the judge
+parser of `iterkd.judge` (JSON first, then an `Overall: N` line; out of range or garbage is
+missing, never coerced).
+
+Only `overall` decides: the shared parser validates the overall score and the answer-rubric
+criteria; the question rubric's sub-scores (clarity, tests, usefulness) are asked for so the
+judge reasons about them, and stay in the raw reply. A missing score is handled by policy
+(`quality_missing`): `reject` (a reason) or `keep` (a note); either way it is written down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from iterkd.generation import Message, Prompt
+from iterkd.judge import parse_judgement
+from iterkd.prompts import render, template_hash
+
+TEMPLATE = "synthesize_quality"
+MissingPolicy = Literal["reject", "keep"]
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    overall: float | None  # None: no valid score (see `error`)
+    error: str | None = None
+    reasons: tuple[str, ...] = ()  # why it is rejected (empty: kept)
+    notes: tuple[str, ...] = ()  # what is worth knowing about a kept one
+
+
+def quality_prompt(
+    prompt_id: str, question: str, asserts: Sequence[str], imports: Sequence[str], solution: str
+) -> Prompt:
+    """The rubric prompt for one candidate: its question, kept tests and reference."""
+    tests = "\n".join([*imports, *asserts])
+    content = render(
+        TEMPLATE, question=question.rstrip(), tests=tests.rstrip(), solution=solution.rstrip()
+    )
+    return Prompt(
+        id=prompt_id,
+        messages=(Message(role="user", content=content),),
+        template_hash=template_hash(TEMPLATE),
+    )
+
+
+def judge_quality(reply: str | None, bar: float, missing: MissingPolicy) -> QualityVerdict:
+    """The decision on one judge reply (None: the judge was not asked, e.g. the prompt is longer
+    than its context); pure."""
+    if reply is None:
+        scores, error = None, "not judged: the prompt exceeds the judge's context"
+    else:
+        scores, error = parse_judgement(reply)
+    if scores is not None:
+        if scores.overall < bar:
+            reason = f"low_quality: overall {scores.overall:g} < quality_bar {bar:g}"
+            return QualityVerdict(scores.overall, reasons=(reason,))
+        return QualityVerdict(scores.overall)
+    if missing == "reject":
+        return QualityVerdict(None, error, reasons=(f"quality_missing: {error}",))
+    return QualityVerdict(None, error, notes=(f"quality_missing_kept: {error}",))
