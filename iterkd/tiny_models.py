@@ -1,8 +1,8 @@
 """Tiny models for the tests and the embedded default: no model hub here, so iterkd builds its own.
 
 `build_tiny_models(out)` writes three standalone Hugging Face checkpoints (`teacher/`, `student/`,
-`judge/`), each with the same byte-level BPE tokenizer (trained with `tokenizers` on iterkd's own
-sources and the bundled seed set) and a chat template:
+`judge/`), each with the same byte-level BPE tokenizer (trained with `tokenizers` on a frozen snapshot of
+iterkd's own sources and the bundled seed set) and a chat template:
 - Llama architecture with head_dim 64 (vLLM's CPU backend refuses smaller heads);
 - the teacher is briefly fine-tuned (TRL SFT, loss on the answer only) on the seed set's reference
   solutions, so a real fraction of its answers pass the tests; student and judge stay random.
@@ -11,6 +11,7 @@ Everything is seeded: the same machine builds the same files (the manifest recor
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-BUILD_VERSION = 1  # bump when anything below changes what is built
+BUILD_VERSION = 2  # bump when anything below changes what is built
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>\n"
@@ -59,11 +60,13 @@ def ensure_tiny_models(out: Path | None = None) -> Path:
 
 # ---------------------------------------------------------------- tokenizer
 def _corpus() -> list[str]:
-    """iterkd's own Python sources plus the seed set's prompts and solutions."""
+    """A frozen snapshot of iterkd's own Python sources (58 files, taken at build version 2)
+    plus the seed set's prompts and solutions. Frozen: with the live sources, every code change
+    made other tiny models, and a machine with a cached build tested other models than CI."""
     from iterkd.questions import load_bundled
 
-    package = resources.files("iterkd")
-    texts = [p.read_text(encoding="utf-8") for p in sorted(Path(str(package)).rglob("*.py"))]
+    snapshot = resources.files("iterkd.data").joinpath("tokenizer_corpus.json.gz").read_bytes()
+    texts: list[str] = json.loads(gzip.decompress(snapshot))
     for question in load_bundled("seed"):
         texts += [question.prompt, question.reference_solution]
     return texts

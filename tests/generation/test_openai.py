@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from iterkd.generation import GenerationError, Message, Prompt, SamplingParams, generate
+from iterkd.generation import GenerationError, Message, Prompt, Sample, SamplingParams, generate
 from iterkd.generation.openai_api import OpenAIBackend
 
 MODEL = "tiny-student"
@@ -165,3 +165,32 @@ def test_a_failing_endpoint_is_avoided_and_work_goes_on(server: str, bad_server)
 def test_missing_api_key_variable_is_named() -> None:
     with pytest.raises(GenerationError, match="ITERKD_NO_SUCH_KEY is not set"):
         OpenAIBackend(["http://127.0.0.1:1/v1"], MODEL, api_key_env="ITERKD_NO_SUCH_KEY")
+
+
+def test_the_judge_runs_through_an_openai_endpoint(server: str) -> None:
+    """The feedback stage's judge on a real OpenAI-compatible server: every answer is either
+    parsed into scores or kept raw with the reason, never coerced into a number."""
+    from iterkd.config import ModelSpec
+    from iterkd.generation.factory import open_backend
+    from iterkd.judge import judge_prompt, judge_record
+    from iterkd.questions import load_bundled
+    from iterkd.stages.common import to_record
+
+    question = load_bundled("seed")[0]
+    answer = Sample(
+        prompt_id=question.id, index=0, text=question.reference_solution, finish_reason="stop",
+        prompt_tokens=1, completion_tokens=1, seconds=0.0,
+    )  # fmt: skip
+    sample = to_record(question.id, "student", answer)
+    spec = ModelSpec(backend="openai", endpoints=[server], model_name=MODEL)
+    backend = open_backend(spec, "judge")
+    prompt = judge_prompt(question, sample)
+    results, report = generate(
+        backend, [prompt], SamplingParams(n=1, temperature=0.0, max_new_tokens=24)
+    )
+    record = judge_record(sample, results[prompt.id][0].text)
+    assert report.generated == 1 and record.raw == results[prompt.id][0].text
+    if record.scores is None:  # the tiny model is no judge: missing, with why
+        assert record.error
+    else:
+        assert 1 <= record.scores.overall <= 10
