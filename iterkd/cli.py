@@ -89,6 +89,9 @@ def _add_cycle_commands(commands) -> None:
     validate.add_argument("config")
     validate.add_argument("overrides", **overrides)
     validate.set_defaults(handler=_validate)
+    from iterkd.report.cli import add_report_parser
+
+    add_report_parser(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--skip-eval", action="store_true", help="do not measure pass fractions")
     tiny.set_defaults(handler=_tiny_models)
     _add_cycle_commands(commands)
+    from iterkd.promote import add_promote_parser
+
+    add_promote_parser(commands)
     return parser
 
 

@@ -28,8 +28,9 @@ from iterkd.analysis import AnalysisConfig
 from iterkd.execution import SandboxConfig
 
 # Keys that may differ between a run's frozen config and the one it is resumed with: they change
-# how much is done or how it is executed, never what an already finished stage produced.
-SAFE_TO_CHANGE: tuple[str, ...] = ("rounds", "execution")
+# how much is done, how it is executed or what happens after a round, never what an already
+# finished stage produced.
+SAFE_TO_CHANGE: tuple[str, ...] = ("rounds", "execution", "promote")
 
 TINY_PREFIX = "tiny:"  # `tiny:teacher` = the tiny teacher, built on first use
 
@@ -261,6 +262,20 @@ class ExecutionConfig(_Strict):
     )
 
 
+class PromoteConfig(_Strict):
+    """`iterkd promote`: export a round's student as a standalone model when it beats the one
+    promoted before (or the initial student) on the held-out set (see docs/promotion.md)."""
+
+    auto: bool = Field(False, description="promote at the end of each round when the gate passes")
+    metric: str = Field(
+        "pass@1", pattern=r"^pass@[1-9][0-9]*$", description="an evaluate pass@k key (k in ks)"
+    )
+    margin: float = Field(0.0, ge=0.0, description="the candidate must beat the reference by more")
+    to: str | None = Field(
+        None, description="target directory (relative to the working dir); None: <run>/promoted"
+    )
+
+
 class RunConfig(_Strict):
     name: str = Field("tiny", pattern=r"^[A-Za-z0-9._-]+$")
     runs_dir: str = Field("runs", description="relative to the working directory")
@@ -278,6 +293,7 @@ class RunConfig(_Strict):
     sandbox: Annotated[SandboxConfig, Field(default_factory=SandboxConfig)]
     analysis: Annotated[AnalysisConfig, Field(default_factory=AnalysisConfig)]
     execution: ExecutionConfig = ExecutionConfig()
+    promote: PromoteConfig = PromoteConfig()
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -18,8 +18,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from iterkd.atomic import atomic_write_text
 from iterkd.config import (
     TINY_PREFIX,
@@ -81,8 +79,7 @@ def drive(run: RunDir, why: str) -> RunState:
     with run.lock():
         cfg = run.load_config()
         state = run.load_state()
-        if state.config_hash != config_hash(cfg):
-            raise RunDirError(f"{run.config_path} was edited by hand: its hash no longer matches")
+        run.check_config_file(state)
         run.repair_events()
         run.event(why, pid=os.getpid(), rounds=cfg.rounds)
         models_ready = False
@@ -91,11 +88,15 @@ def drive(run: RunDir, why: str) -> RunState:
             if run.is_complete(round_index, stage):
                 if step.status != "complete":  # killed between the rename and the state write
                     _record_complete(run, state, step, started=step.started)
-                continue
-            if not models_ready:
-                _prepare_models(cfg)
-                models_ready = True
-            _execute(run, cfg, state, step, round_index)
+            else:
+                if not models_ready:
+                    _prepare_models(cfg)
+                    models_ready = True
+                _execute(run, cfg, state, step, round_index)
+                if stage == "evaluate":  # the round is done: its report, and the run's
+                    _write_reports(run, round_index)
+            if stage == "evaluate" and round_index is not None and cfg.promote.auto:
+                _auto_promote(run, round_index)
         run.event("run_finished", steps=len(state.steps))
         return state
 
@@ -205,6 +206,35 @@ def _record_complete(run: RunDir, state: RunState, step: StepState, started: flo
     )
 
 
+def _write_reports(run: RunDir, round_index: int | None) -> None:
+    """rounds/<r>/report.{json,md,html} and the run-level report. A report that cannot be
+    written is a line, not a failed run: `iterkd report` writes it again from the files."""
+    from iterkd.report import write_reports
+    from iterkd.rundir import round_label
+
+    try:
+        written = write_reports(run.path, round=round_label(round_index))
+    except (ValueError, OSError) as exc:
+        _say(f"report of round {round_label(round_index)} not written: {exc}")
+        return
+    for note in written.notes:
+        _say(note)
+
+
+def _auto_promote(run: RunDir, round_index: int) -> None:
+    """Promote the round's student when it passes the gate (`promote.auto`). Runs while this
+    controller holds the lock; never raises: a refused or failed promotion is a line and an
+    event, the run goes on, and the previous promotion stays intact."""
+    from iterkd.rundir import round_label
+
+    label = round_label(round_index)
+    if any(e["event"] == "auto_promote" and e.get("round") == label for e in run.events()):
+        return  # decided before this controller was (re)started
+    from iterkd.promote import auto_promote
+
+    _say(auto_promote(run, round_index))
+
+
 def _say(message: str) -> None:
     print(f"iterkd: {message}", file=sys.stderr, flush=True)
 
@@ -254,7 +284,7 @@ def _reconcile(run: RunDir, new_cfg: RunConfig) -> None:
         return
     with run.lock():
         state = run.load_state()
-        atomic_write_text(run.config_path, yaml.safe_dump(new, sort_keys=False))
+        run.write_config(new_cfg, state)
         state.config_hash = config_hash(new_cfg)
         run.write_state(state)
         run.event("config_changed", diff=config_diff(old, new))

@@ -77,6 +77,9 @@ class RunState(BaseModel):
     name: str
     created: float
     config_hash: str
+    config_file_hash: str | None = Field(
+        None, description="sha256 of config.yaml as written: a hand edit is refused on resume"
+    )
     steps: dict[str, StepState] = Field(default_factory=dict, description='key: "000/teacher"')
 
 
@@ -112,11 +115,26 @@ class RunDir:
         if run.state_path.exists() or run.config_path.exists():
             raise RunDirError(f"{run.path} already holds a run: use `iterkd resume {run.path}`")
         run.path.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
-        atomic_write_text(run.config_path, text)
         state = RunState(name=cfg.name, created=time.time(), config_hash=config_hash(cfg))
+        run.write_config(cfg, state)
         run.write_state(state)
         return run
+
+    def write_config(self, cfg: RunConfig, state: RunState) -> None:
+        """Freeze `cfg` as config.yaml and remember the file's hash in `state` (not written)."""
+        text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+        atomic_write_text(self.config_path, text)
+        state.config_file_hash = hashlib.sha256(text.encode()).hexdigest()
+
+    def check_config_file(self, state: RunState) -> None:
+        """Refuse a config.yaml edited by hand since the run froze it. Compared as a file, not
+        as a parsed config: a newer iterkd adding a key with a default is no edit."""
+        text = self.config_path.read_bytes()
+        if state.config_file_hash and hashlib.sha256(text).hexdigest() != state.config_file_hash:
+            raise RunDirError(
+                f"{self.config_path} was edited by hand; change a run's config with "
+                "`iterkd resume RUN key=value` (safe keys only) or start a new run"
+            )
 
     def load_config(self) -> RunConfig:
         if not self.config_path.is_file():

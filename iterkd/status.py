@@ -1,5 +1,5 @@
-"""`iterkd status`: a run's steps as a rounds x stages table with durations, then each round's
-headline metrics."""
+"""`iterkd status`: a run's steps as a rounds x stages table with durations, each round's
+headline metrics, and the pass@1 trend (each round against the one before and the baseline)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def format_status(run: RunDir) -> str:
     lines += ["", _row("round", [h for h, _ in _HEADLINES])]
     for label in rounds:
         lines.append(_row(label, [_headline(state, label, f) for _, f in _HEADLINES]))
+    lines += ["", "pass@1 trend", *trend_lines(state, rounds)]
     failed = [s for s in state.steps.values() if s.status == "failed"]
     lines += [f"\n{s.round}/{s.stage} failed: {s.error}" for s in failed]
     return "\n".join(lines)
@@ -94,3 +95,34 @@ def _buckets(counts: Any) -> str:
     if not isinstance(counts, dict):
         return "-"
     return "/".join(str(counts.get(b, 0)) for b in ("easy", "medium", "hard"))
+
+
+def trend_lines(state: RunState, rounds: list[str]) -> list[str]:
+    """One line per round: its pass@1, and the change since the previous evaluated round and
+    since the baseline; a round without a complete evaluation says so and is skipped over."""
+    base = _pass1(state, BASELINE)
+    previous: tuple[str, float] | None = None
+    lines = []
+    for label in rounds:
+        value = _pass1(state, label)
+        if value is None:
+            step = state.steps.get(f"{label}/evaluate")
+            lines.append(f"{label:<9}{'-':>8}  (evaluate {step.status if step else 'pending'})")
+            continue
+        line = f"{label:<9}{value:>8.3f}"
+        if label != BASELINE:
+            if previous is not None:
+                line += f"  {_delta(value, previous[1])} vs previous ({previous[0]})"
+            line += f"  {_delta(value, base)} vs baseline"
+        lines.append(line)
+        previous = (label, value)
+    return lines
+
+
+def _pass1(state: RunState, label: str) -> float | None:
+    value = _metric(state, label, "evaluate", "pass@1")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _delta(value: float, reference: float | None) -> str:
+    return "-" if reference is None else f"{value - reference:+.3f}"

@@ -27,8 +27,13 @@ SMALL: list[str] = [
 
 # Files that record when and how a run went, not what it produced: they differ between an
 # interrupted run and an uninterrupted one by design. Everything else under the run must match.
-# config.yaml differs only in `runs_dir` and `execution`, which are compared separately.
-NOT_COMPARED = ("state.json", "events.jsonl", "lock", "logs", "cache", "config.yaml")
+# config.yaml differs only in `runs_dir` and `execution`; reports and TensorBoard logs show
+# timings and the run's path by design (they are views of the state, not results).
+NOT_COMPARED = (
+    "state.json", "events.jsonl", "lock", "logs", "cache", "config.yaml", "tensorboard", "wandb",
+    "promoted",
+)  # fmt: skip
+REPORT_FILES = ("report.json", "report.md", "report.html")
 
 
 def artifacts(run_dir: Path) -> dict[str, bytes]:
@@ -36,7 +41,11 @@ def artifacts(run_dir: Path) -> dict[str, bytes]:
     out = {}
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
-        if path.is_file() and relative.parts[0] not in NOT_COMPARED:
+        if (
+            path.is_file()
+            and relative.parts[0] not in NOT_COMPARED
+            and path.name not in REPORT_FILES
+        ):
             out[relative.as_posix()] = path.read_bytes()
     return out
 

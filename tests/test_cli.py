@@ -115,3 +115,9 @@ def test_a_second_controller_is_refused_naming_the_first(run: RunDir, capsys) ->
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_hand_edited_config_is_refused(run: RunDir, capsys) -> None:
+    text = run.config_path.read_text().replace("learning_rate: 0.001", "learning_rate: 0.5")
+    run.config_path.write_text(text)
+    _fails(["resume", str(run.path)], capsys, "config.yaml was edited by hand")

@@ -35,6 +35,9 @@ def test_every_step_completes_and_is_recorded(finished_run: RunDir) -> None:
         assert step.metrics == read_json(directory / "summary.json")
         assert step.seconds is not None and step.seconds > 0
     assert not list(finished_run.rounds_dir.rglob("*.tmp"))
+    for label in ("baseline", "000", "001"):  # written by the controller as each round ends
+        assert (finished_run.rounds_dir / label / "report.html").is_file()
+    assert "<svg" in (finished_run.path / "report.html").read_text()
 
 
 def test_rounds_hand_on_their_outputs(finished_run: RunDir) -> None:
@@ -92,3 +95,18 @@ def test_a_round_with_nothing_to_do_says_so(tiny_models: Path, tmp_path: Path) -
     assert read_json(run.stage_dir(1, "train") / "summary.json")["checkpoint"] == "none"
     assert (run.stage_dir(1, "verify") / "verdicts.jsonl").read_text() == ""
     assert read_json(run.stage_dir(1, "evaluate") / "summary.json")["student_adapter"] is True
+
+
+def test_auto_promotion_can_be_turned_on_when_resuming(finished_run: RunDir) -> None:
+    """`promote` is safe to change on resume; the controller then decides each finished round
+    once (an `auto_promote` event per round) without rerunning any step."""
+    resume_run(finished_run.path, ["promote.auto=true"])
+    decisions = [e for e in finished_run.events() if e["event"] == "auto_promote"]
+    assert [e["round"] for e in decisions] == ["000", "001"]
+    assert not any(e["event"] == "stage_started" for e in finished_run.events()[-6:])
+    promoted = [d for d in decisions if d["outcome"].startswith("promoted")]
+    if promoted:  # the tiny student may or may not beat the baseline: both are fine
+        lineage = json.loads((finished_run.path / "promoted" / "lineage.json").read_text())
+        assert lineage["round"] == int(promoted[-1]["round"])
+    resume_run(finished_run.path)  # decided already: no second decision
+    assert len([e for e in finished_run.events() if e["event"] == "auto_promote"]) == 2
