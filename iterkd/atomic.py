@@ -43,3 +43,15 @@ def fsync_dir(directory: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(directory: str | Path) -> None:
+    """Every file and folder under `directory` on disk: before the rename that publishes them."""
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(folder)

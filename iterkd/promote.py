@@ -440,7 +440,8 @@ def _install(
 ) -> dict[str, Any]:
     """Export into `DIR.tmp-<pid>`, then swap it in: a failure before the swap leaves `DIR`
     as it was; a kill during the swap is repaired by `recover_target` on the next start."""
-    from iterkd.promote_export import export_model, fsync_tree, weights_digest
+    from iterkd.atomic import fsync_tree
+    from iterkd.promote_export import export_model, weights_digest
 
     tmp = _tmp_dir(target, os.getpid())
     if tmp.exists():

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from iterkd.atomic import fsync_dir
 from iterkd.modeling import ModelLoadError, check_tokenizer, load_model
 
 _CHUNK = 1 << 20
@@ -92,15 +90,3 @@ def weights_digest(directory: Path) -> str:
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
     return digest.hexdigest()
-
-
-def fsync_tree(directory: Path) -> None:
-    """Every file and folder on disk before the rename that publishes them."""
-    for folder, _, files in os.walk(directory):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(folder)

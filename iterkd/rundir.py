@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iterkd import __version__
-from iterkd.atomic import atomic_write_text, fsync_dir
+from iterkd.atomic import atomic_write_text, fsync_dir, fsync_tree
 from iterkd.config import ConfigError, RunConfig, config_hash, config_to_dict, parse_config
 
 STATE_VERSION = 1
@@ -259,14 +259,7 @@ class RunDir:
     def commit_stage(self, round_index: int | None, stage: str) -> Path:
         """fsync every file of `<stage>.tmp/`, then rename it to `<stage>/`: the commit point."""
         tmp, final = self.stage_tmp_dir(round_index, stage), self.stage_dir(round_index, stage)
-        for directory, _, files in os.walk(tmp):
-            for name in files:
-                fd = os.open(os.path.join(directory, name), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            fsync_dir(directory)
+        fsync_tree(tmp)
         if final.exists():  # only a stage reset by `--redo` leaves one; never a complete one
             shutil.rmtree(final)
         os.rename(tmp, final)

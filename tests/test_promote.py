@@ -28,6 +28,7 @@ from iterkd.promote import (
 )
 from iterkd.rundir import RunDir
 from tests.cycle import CONFIG, SMALL
+from tests.test_rundir import _hold_lock
 
 
 @pytest.fixture(scope="module")
@@ -222,18 +223,8 @@ def test_cli_parser_and_handler(run: Path, tmp_path: Path, capsys: pytest.Captur
 
 
 # ------------------------------------------------------------------ lock and target
-def hold_lock(path: Path) -> subprocess.Popen:
-    code = (
-        "import sys, time\nfrom iterkd.rundir import RunDir\n"
-        f"with RunDir({str(path)!r}).lock():\n    print('held', flush=True)\n    time.sleep(600)\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    return holder
-
-
 def test_refused_while_a_controller_holds_the_run(run: Path) -> None:
-    holder = hold_lock(run)
+    holder = _hold_lock(run)
     try:
         with pytest.raises(PromoteError, match=f"in use by a controller \\(pid {holder.pid}\\)"):
             promote(run, force=True)
