@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import platform
 import random
 import subprocess
 import sys
@@ -26,12 +25,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from _recording import RESULTS, date, machine, record
+
 from iterkd.analysis import AnalysisConfig, analyze_snippets, analyzer_versions
 from iterkd.analysis.batch import safe_file_name
 from iterkd.analysis.pylint_runner import message_to_finding, parse_pylint_json, pylint_args
 from iterkd.analysis.ruff_runner import find_ruff, parse_ruff_json, ruff_command
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Static analysis: batched vs one process per snippet"
 CodeSets = dict[str, frozenset[str]]
 
@@ -318,23 +318,14 @@ def measure_pylint(snippets: Mapping[str, str], subset: int) -> ToolResult:
     return ToolResult("pylint", batch_all, batch_subset, single, diffs)
 
 
-def shell(command: Sequence[str], fallback: str) -> str:
-    """Output of a small system command (date, nproc, uname), for the record."""
-    try:
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return fallback
-
-
 def report(args: argparse.Namespace, results: Sequence[ToolResult], n_syntax: int) -> str:
     versions = analyzer_versions()
     lines = [
         HEADING,
         "",
         f"- Command: `{args.command}`",
-        f"- Date: {shell(['date', '-u'], time.strftime('%c UTC', time.gmtime()))}",
-        f"- Machine: nproc={shell(['nproc'], '?')}, "
-        f"{shell(['uname', '-srm'], platform.platform())}, Python {platform.python_version()}",
+        f"- Date: {date()}",
+        f"- Machine: {machine()}",
         f"- Tools: ruff {versions['ruff']}, pylint {versions['pylint']}, "
         f"astroid {versions['astroid']}",
         f"- Input: {args.n} generated snippets (seed {args.seed}, {n_syntax} with syntax "
@@ -354,14 +345,6 @@ def report(args: argparse.Namespace, results: Sequence[ToolResult], n_syntax: in
         )
         lines += [f"  - {d}" for d in result.diffs[:10]]
     return "\n".join(lines) + "\n"
-
-
-def record(text: str, path: Path) -> None:
-    """Append our section; create the file with its title if it does not exist yet."""
-    if not path.exists():
-        path.write_text("# Benchmark results\n")
-    with path.open("a", encoding="utf-8") as out:
-        out.write("\n" + text)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _recording import date, machine, record
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tiny-cpu.yaml"
@@ -73,8 +74,7 @@ def main() -> None:
                                 "execution.mode=inprocess", env=env)  # fmt: skip
         report = _report(args, build_s, wall, steps, statistics.median(resume), inprocess)
     print(report)
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write("\n" + report)
+    record(report)
 
 
 def _report(args, build_s, wall, steps, resume_s, inprocess) -> str:
@@ -86,9 +86,8 @@ def _report(args, build_s, wall, steps, resume_s, inprocess) -> str:
         "## Distillation cycle: the tiny default, 2 rounds (`iterkd run configs/tiny-cpu.yaml`)",
         "",
         f"- Command: `{command}`",
-        f"- Date: {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}",
-        f"- Machine: nproc={os.cpu_count()}, {platform.system()} {platform.release()} "
-        f"{platform.machine()}, Python {platform.python_version()}",
+        f"- Date: {date()}",
+        f"- Machine: {machine()}",
         f"- Tiny models: {'built from scratch' if args.fresh_models else 'already built'} "
         f"in {build_s:.1f} s",
         f"- **Wall time of the 2 rounds (+ baseline evaluation): {wall:.1f} s** "

@@ -23,9 +23,7 @@ is >= 2000 candidates/s on 2 cores. Results are appended to benchmarks/RESULTS.m
 from __future__ import annotations
 
 import argparse
-import platform
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -34,11 +32,11 @@ from pathlib import Path
 
 import datasketch
 import numpy as np
+from _recording import RESULTS, date, machine, record
 
 from iterkd.synthesis.filters import NearDuplicateIndex, shingles
 from iterkd.synthesis.minhashing import signatures
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Dedup: MinHash LSH vs brute-force Jaccard"
 THRESHOLD, NUM_PERM, SIZE = 0.7, 128, 5
 GOAL = 2000.0  # candidates/s
@@ -240,11 +238,6 @@ def run_sketching(data: Data, count: int) -> Sketching:
 # ---------------------------------------------------------------------------------------------
 # Report.
 # ---------------------------------------------------------------------------------------------
-def shell(command: Sequence[str], fallback: str) -> str:
-    try:
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return fallback
 
 
 def report(
@@ -263,10 +256,8 @@ def report(
         f"{HEADING} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
         "",
         f"- command: `{args.command}`",
-        f"- date: {shell(['date', '-u'], time.strftime('%c UTC', time.gmtime()))}",
-        f"- machine: nproc={shell(['nproc'], '?')}, "
-        f"{shell(['uname', '-srm'], platform.platform())}, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, datasketch {datasketch.__version__}",
+        f"- date: {date()}",
+        f"- machine: {machine()}, numpy {np.__version__}, datasketch {datasketch.__version__}",
         f"- input: {len(data.history)} history prompts, {n} candidates ({len(data.planted)} "
         f"planted near-copies), seed {args.seed}, {chars:.0f} characters per candidate on "
         f"average; character {SIZE}-gram shingles, Jaccard {THRESHOLD}, num_perm {NUM_PERM}",
@@ -304,13 +295,6 @@ def report(
         "`iterkd/synthesis/minhashing.py`).",
     ]
     return "\n".join(lines) + "\n"
-
-
-def record(text: str, path: Path) -> None:
-    if not path.exists():
-        path.write_text("# Benchmark results\n")
-    with path.open("a", encoding="utf-8") as out:
-        out.write("\n" + text)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
