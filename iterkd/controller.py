@@ -39,7 +39,9 @@ from iterkd.rundir import (
     RunState,
     StepState,
     plan,
+    round_label,
     step_key,
+    step_seed,
     tree_hash,
 )
 
@@ -123,12 +125,9 @@ def run_step_in_this_process(run_dir: str, label: str, stage: str) -> int:
 
 # ------------------------------------------------------------------ steps
 def _step_state(state: RunState, cfg: RunConfig, round_index: int | None, stage: str) -> StepState:
-    from iterkd.generation.base import derive_seed
-    from iterkd.rundir import round_label
-
     key = step_key(round_index, stage)
     if key not in state.steps:
-        seed = derive_seed(cfg.seed, round_label(round_index), stage)
+        seed = step_seed(cfg.seed, round_index, stage)
         state.steps[key] = StepState(round=round_label(round_index), stage=stage, seed=seed)
     return state.steps[key]
 
@@ -160,7 +159,6 @@ def _execute(
 def _timed_stage(run: RunDir, cfg: RunConfig, round_index: int | None, stage: str) -> None:
     """Run a step and log how long its own work took: the rest of the step's time is the
     controller's overhead (process start, imports, state writes), measured by the benchmark."""
-    from iterkd.rundir import round_label
     from iterkd.stages import run_stage
 
     started = time.monotonic()
@@ -174,8 +172,6 @@ def _run_in_process(run: RunDir, cfg: RunConfig, round_index: int | None, stage:
 
 
 def _run_subprocess(run: RunDir, round_index: int | None, stage: str) -> None:
-    from iterkd.rundir import round_label
-
     label = round_label(round_index)
     command = [sys.executable, "-m", "iterkd.stages", str(run.path), label, stage]
     command.append(str(os.getpid()))  # the step dies with this controller (PDEATHSIG)
@@ -210,7 +206,6 @@ def _write_reports(run: RunDir, round_index: int | None) -> None:
     """rounds/<r>/report.{json,md,html} and the run-level report. A report that cannot be
     written is a line, not a failed run: `iterkd report` writes it again from the files."""
     from iterkd.report import write_reports
-    from iterkd.rundir import round_label
 
     try:
         written = write_reports(run.path, round=round_label(round_index))
@@ -225,8 +220,6 @@ def _auto_promote(run: RunDir, round_index: int) -> None:
     """Promote the round's student when it passes the gate (`promote.auto`). Runs while this
     controller holds the lock; never raises: a refused or failed promotion is a line and an
     event, the run goes on, and the previous promotion stays intact."""
-    from iterkd.rundir import round_label
-
     label = round_label(round_index)
     if any(e["event"] == "auto_promote" and e.get("round") == label for e in run.events()):
         return  # decided before this controller was (re)started
@@ -250,8 +243,6 @@ def _input_hash(state: RunState, step: StepState) -> str:
 
 
 def _error_file(run: RunDir, round_index: int | None, stage: str) -> Path:
-    from iterkd.rundir import round_label
-
     return run.path / "logs" / f"{round_label(round_index)}-{stage}.error"
 
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from iterkd import __version__
 from iterkd.atomic import atomic_write_text, fsync_dir, fsync_tree
 from iterkd.config import ConfigError, RunConfig, config_hash, config_to_dict, parse_config
+from iterkd.generation.base import derive_seed
 
 STATE_VERSION = 1
 STAGES: tuple[str, ...] = (
@@ -86,6 +87,12 @@ class RunState(BaseModel):
 def round_label(round_index: int | None) -> str:
     """`baseline` for the evaluation before round 0, else the zero-padded round number."""
     return BASELINE if round_index is None else f"{round_index:03d}"
+
+
+def step_seed(run_seed: int, round_index: int | None, stage: str) -> int:
+    """A step's seed, from (run seed, round, stage) only: a rerun of a step draws the same
+    numbers. Recorded in state.json and used by the step itself."""
+    return derive_seed(run_seed, round_label(round_index), stage)
 
 
 def step_key(round_index: int | None, stage: str) -> str:

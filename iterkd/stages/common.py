@@ -20,7 +20,6 @@ from iterkd.generation import (
     SamplingParams,
     generate,
 )
-from iterkd.generation.base import derive_seed
 from iterkd.generation.factory import open_backend
 from iterkd.prompts import render, template_hash
 from iterkd.questions import (
@@ -31,7 +30,7 @@ from iterkd.questions import (
     load_mbpp_jsonl,
 )
 from iterkd.records import RecordError, Role, SampleRecord, read_json, read_jsonl
-from iterkd.rundir import RunDir, round_label
+from iterkd.rundir import RunDir, round_label, step_seed
 
 
 class StageError(RuntimeError):
@@ -52,8 +51,7 @@ class StageContext:
 
     @property
     def seed(self) -> int:
-        """Derived from (run seed, round, stage) only: a rerun of a step draws the same numbers."""
-        return derive_seed(self.cfg.seed, self.label, self.stage)
+        return step_seed(self.cfg.seed, self.round, self.stage)
 
     def input_dir(self, stage: str, round_index: int | str | None = "this") -> Path:
         """The complete output folder of an earlier step (this round's by default)."""
