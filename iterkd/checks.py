@@ -9,6 +9,7 @@ from pathlib import Path
 
 from iterkd.config import TINY_PREFIX, ConfigError, ModelSpec, RunConfig
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer
+from iterkd.questions import load_source
 
 TINY_ROLES = ("teacher", "student", "judge")
 
@@ -19,8 +20,6 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
     problems: list[str] = []
     for key, source in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval)):
         try:
-            from iterkd.stages.common import load_source
-
             count = len(load_source(source))
         except (ValueError, OSError) as exc:
             problems.append(f"{key}: {exc}")

@@ -22,13 +22,16 @@ from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iterkd.data import BUNDLED_SETS
 from iterkd.execution.models import Program, TestSuite
 from iterkd.execution.testforms import TestFormError, compile_tests
+
+if TYPE_CHECKING:
+    from iterkd.config import QuestionSource
 
 OnInvalid = Literal["error", "skip"]
 Unit = Literal["line", "row"]
@@ -126,6 +129,16 @@ def load_bundled(name: Literal["seed", "heldout"]) -> list[Question]:
     resource = resources.files("iterkd.data").joinpath(f"{name}.jsonl")
     with resources.as_file(resource) as path:
         return load_jsonl(path).questions
+
+
+def load_source(source: QuestionSource) -> list[Question]:
+    """The question set a run config names (`data.train`, `data.eval`): bundled or a file."""
+    if source.bundled is not None:
+        questions = load_bundled(source.bundled)
+    else:
+        loader = {"iterkd": load_jsonl, "humaneval": load_humaneval_jsonl, "mbpp": load_mbpp_jsonl}
+        questions = loader[source.format](source.path or "", on_invalid=source.on_invalid).questions
+    return questions[: source.limit] if source.limit else questions
 
 
 def load_jsonl(path: str | Path, on_invalid: OnInvalid = "error") -> LoadResult:

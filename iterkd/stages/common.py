@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from iterkd.codeblocks import extract_code
-from iterkd.config import GenerationConfig, ModelSpec, QuestionSource, RunConfig
+from iterkd.config import GenerationConfig, ModelSpec, RunConfig
 from iterkd.generation import (
     GenerationCache,
     GenerationReport,
@@ -22,13 +22,7 @@ from iterkd.generation import (
 )
 from iterkd.generation.factory import open_backend
 from iterkd.prompts import render, template_hash
-from iterkd.questions import (
-    Question,
-    load_bundled,
-    load_humaneval_jsonl,
-    load_jsonl,
-    load_mbpp_jsonl,
-)
+from iterkd.questions import Question
 from iterkd.records import RecordError, Role, SampleRecord, read_json, read_jsonl
 from iterkd.rundir import RunDir, round_label, step_seed
 
@@ -71,15 +65,6 @@ class StageContext:
 
 
 # ------------------------------------------------------------------ questions
-def load_source(source: QuestionSource) -> list[Question]:
-    if source.bundled is not None:
-        questions = load_bundled(source.bundled)
-    else:
-        loader = {"iterkd": load_jsonl, "humaneval": load_humaneval_jsonl, "mbpp": load_mbpp_jsonl}
-        questions = loader[source.format](source.path or "", on_invalid=source.on_invalid).questions
-    return questions[: source.limit] if source.limit else questions
-
-
 def round_questions(ctx: StageContext) -> list[Question]:
     """This round's pool, as the teacher stage froze it."""
     try:

@@ -11,8 +11,9 @@ from typing import Any
 
 from iterkd.config import GenerationConfig
 from iterkd.metrics import mean_pass_at_k
+from iterkd.questions import load_source
 from iterkd.records import read_json, write_jsonl
-from iterkd.stages.common import StageContext, load_source, sample_answers, student_spec
+from iterkd.stages.common import StageContext, sample_answers, student_spec
 from iterkd.verification import verify_samples
 
 

@@ -31,13 +31,12 @@ from iterkd.config import PoolConfig, SynthesisConfig
 from iterkd.generation import GenerationReport, Prompt, SamplingParams, generate
 from iterkd.generation.base import derive_seed
 from iterkd.generation.factory import open_backend, resolve_model_path
-from iterkd.questions import Question
+from iterkd.questions import Question, load_source
 from iterkd.records import FeedbackRecord, read_jsonl, write_jsonl
 from iterkd.stages.common import (
     RUN_DEPENDENT_COUNTS,
     StageContext,
     count_by,
-    load_source,
     progress,
     report_counts,
     round_questions,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from iterkd.questions import Question
+from iterkd.questions import Question, load_source
 from iterkd.records import RecordError, read_jsonl, write_jsonl
-from iterkd.stages.common import StageContext, StageError, load_source, sample_answers
+from iterkd.stages.common import StageContext, StageError, sample_answers
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
