@@ -118,6 +118,14 @@ class GenerationConfig(_Strict):
     max_new_tokens: PositiveInt = 256
 
 
+class FimTokenNames(_Strict):
+    """Sentinels of SFIM rows; added to the student's tokenizer when it has none of that name."""
+
+    prefix: str = "<fim_prefix>"
+    middle: str = "<fim_middle>"
+    suffix: str = "<fim_suffix>"
+
+
 class TrainConfig(_Strict):
     """The train stage: SFT on verified teacher answers plus a contrastive term on
     (teacher-correct, student-fault) pairs. A LoRA adapter's shape (r, alpha, targets) is fixed by
@@ -140,13 +148,44 @@ class TrainConfig(_Strict):
     logging_steps: PositiveInt = Field(1, description="optimizer steps per train_log.jsonl line")
     max_length: PositiveInt = Field(512, description="prompt + answer tokens; answers are cut")
     max_rows_per_question: PositiveInt = 4
-    max_pairs_per_question: PositiveInt = 4
+    sft_weighting: Literal["none", "analysis"] = Field(
+        "none", description="analysis: an SFT row's NLL weighs by its ruff/pylint score"
+    )
+    sft_weight_floor: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of a row scored 0 (a score of 1 weighs 1)"
+    )
+    max_pairs_per_question: PositiveInt = Field(
+        4, description="pairs per question (infonce: groups per question)"
+    )
+    pairing: Literal["spread", "hardest"] = Field(
+        "spread",
+        description="spread: pairs over several chosen x rejected answers; hardest: the faults "
+        "the round-start student finds likeliest first",
+    )
+    contrastive_loss: Literal["margin", "cpo", "dpo", "infonce"] = Field(
+        "margin", description="see iterkd/training/losses.py"
+    )
     contrastive_weight: float = Field(0.5, ge=0.0, description="0 = SFT only")
     contrastive_beta: PositiveFloat = Field(2.0, description="scale of the log-prob margin")
-    contrastive_gamma: float = Field(0.5, ge=0.0, description="target margin (SimPO's gamma)")
+    contrastive_gamma: float = Field(0.5, ge=0.0, description="target margin (margin loss only)")
+    infonce_negatives: PositiveInt = Field(4, description="negatives per infonce group")
+    sfim_ratio: float = Field(
+        0.0, ge=0.0, description="SFIM rows per SFT row (structured fill-in-the-middle); 0: none"
+    )
+    sfim_spm_share: float = Field(0.5, ge=0.0, le=1.0, description="share of SFIM rows in SPM")
+    sfim_weight: float = Field(1.0, ge=0.0, description="weight of SFIM rows' NLL")
+    fim_tokens: FimTokenNames = Field(default_factory=lambda: FimTokenNames())
     bf16: bool | None = Field(None, description="bf16 mixed precision; None: on a GPU only")
     gradient_checkpointing: bool = Field(False, description="recompute activations: less memory")
+    compile: bool = Field(False, description="torch.compile each decoder layer (GPU)")
     torch_threads: PositiveInt | None = Field(None, description="CPU training threads")
+    save_steps: PositiveInt = Field(
+        50, description="optimizer steps between trainer checkpoints (a killed stage resumes)"
+    )
+    num_processes: PositiveInt = Field(1, description="> 1: launched through `accelerate launch`")
+    accelerate_config: str | None = Field(
+        None, description="accelerate config file (DDP, FSDP, DeepSpeed); None: plain DDP"
+    )
 
 
 class FeedbackConfig(_Strict):

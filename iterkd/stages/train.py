@@ -12,12 +12,15 @@ note in the summary, and the next round starts from the same student.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from iterkd.config import ModelSpec
+from iterkd.config import ModelSpec, TrainConfig
 from iterkd.generation.base import render_with_chat_template
 from iterkd.generation.factory import resolve_model_path
 from iterkd.modeling import auto_device_and_dtype, load_tokenizer
@@ -31,56 +34,186 @@ from iterkd.stages.common import (
     student_spec,
 )
 from iterkd.training.data import (
+    Encoder,
     EncodeStats,
     Example,
-    Pair,
-    build_examples,
+    Group,
+    candidate_faults,
+    contrast_examples,
+    row_weights,
+    select_groups,
     select_pairs,
     select_sft_rows,
+    sfim_examples,
+    sft_examples,
 )
+from iterkd.training.job import TrainJob
+from iterkd.training.sfim import choose_mode, ensure_fim_tokens, format_fim, sfim_rows
 
 if TYPE_CHECKING:
-    from iterkd.training.trainer import CheckpointKind, TrainOutcome
+    from iterkd.training.trainer import CheckpointKind
 
+INPUTS = (
+    ("teacher", "questions.jsonl"),
+    ("teacher", "samples.jsonl"),
+    ("student", "samples.jsonl"),
+    ("verify", "verdicts.jsonl"),
+)
 T = TypeVar("T", bound=BaseModel)
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
+    cfg = ctx.cfg.train
     questions = round_questions(ctx)
-    rows, pairs = _select(ctx)
+    rows, faults, scores = _select(ctx)
     if not rows:
         return _nothing(ctx, len(questions), "no teacher answer passed its tests: nothing to train")
     spec = student_spec(ctx, ctx.round - 1 if ctx.round else None)
     base = _base_path(spec)
     tokenizer = load_tokenizer(base, role="student", need_chat_template=True)
-    prompts = _prompts(ctx, tokenizer, questions, rows)
-    examples, stats = build_examples(tokenizer, prompts, rows, pairs, ctx.cfg.train.max_length)
+    _add_fim_tokens(tokenizer, cfg)
+    job = TrainJob(ctx.run.cache_dir / ctx.label / "train", _fingerprint(ctx, spec))
+    encoder = Encoder(tokenizer, _prompts(ctx, tokenizer, questions, rows), cfg.max_length)
+    examples, stats = job.cached_examples() or _examples(ctx, encoder, rows, faults, scores, spec)
     if not examples:
         note = "every selected answer's prompt fills max_length: nothing to train"
         return _nothing(ctx, len(questions), note, stats)
-    ctx.log(f"training on {stats.sft_rows} rows and {stats.pairs} pairs")
-    outcome, kind = _train(ctx, spec, base, tokenizer, examples)
-    write_jsonl(ctx.out / "train_log.jsonl", outcome.log)
+    job.keep_examples(examples, stats)
+    ctx.log(f"training on {stats.sft_rows} rows, {stats.sfim_rows} SFIM rows, {stats.pairs} pairs")
+    outcome, kind = _train(ctx, spec, base, tokenizer, examples, job)
+    write_jsonl(ctx.out / "train_log.jsonl", outcome["log"])
     return {
         "checkpoint": kind,
         "continued_adapter": spec.adapter is not None and kind == "adapter",
         "questions": len(questions),
+        "objective": cfg.contrastive_loss if stats.pairs else "sft",
+        "pairing": cfg.pairing,
         **_data_summary(stats),
-        **_log_summary(outcome.steps, outcome.log),
+        **_log_summary(outcome["steps"], outcome["log"]),
     }
 
 
-def _select(ctx: StageContext) -> tuple[list[SampleRecord], list[Pair]]:
+def _select(
+    ctx: StageContext,
+) -> tuple[list[SampleRecord], dict[str, list[SampleRecord]], dict[str, list[float | None]]]:
+    """SFT rows, each question's candidate faults (none when SFT only) and analyzer scores."""
     cfg = ctx.cfg.train
     teacher = _read(ctx.input_dir("teacher") / "samples.jsonl", SampleRecord)
     student = _read(ctx.input_dir("student") / "samples.jsonl", SampleRecord)
     verdicts = _read(ctx.input_dir("verify") / "verdicts.jsonl", VerdictRecord)
     passed = {v.sample_id: v.passed for v in verdicts}
+    scores = {v.sample_id: [v.ruff_score, v.pylint_score] for v in verdicts}
     rows = select_sft_rows(teacher, passed, cfg.max_rows_per_question)
     # weight 0 is SFT only: pairs would cost a forward pass for a term multiplied by 0
     if cfg.contrastive_weight == 0:
-        return rows, []
-    return rows, select_pairs(rows, student, passed, cfg.max_pairs_per_question)
+        return rows, {}, scores
+    return rows, candidate_faults(rows, student, passed), scores
+
+
+def _add_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> None:
+    """SFIM's sentinels the tokenizer lacks are added (the full model's embeddings grow with
+    it); a LoRA adapter cannot carry new embedding rows to vLLM and later rounds: refused."""
+    from iterkd.training.trainer import fim_tokens, needs_new_fim_tokens
+
+    if not (missing := needs_new_fim_tokens(tokenizer, cfg)):
+        return
+    if cfg.method == "lora":
+        raise StageError(
+            f"train.sfim_ratio > 0 needs the FIM sentinels {missing} in the student's tokenizer: "
+            "set train.fim_tokens to its own (e.g. <|fim_prefix|> for Qwen2.5-Coder) or use "
+            "train.method: full, which adds them and resizes the embeddings"
+        )
+    ensure_fim_tokens(tokenizer, None, fim_tokens(cfg))
+
+
+def _examples(
+    ctx: StageContext,
+    encoder: Encoder,
+    rows: list[SampleRecord],
+    faults: dict[str, list[SampleRecord]],
+    scores: dict[str, list[float | None]],
+    spec: ModelSpec,
+) -> tuple[list[Example], EncodeStats]:
+    """NLL rows (SFT, then SFIM) and contrastive examples, scored by the round-start student
+    where the recipe needs it (hardest-first faults, dpo's reference)."""
+    cfg, stats = ctx.cfg.train, EncodeStats()
+    weights = (
+        row_weights(rows, scores, cfg.sft_weight_floor) if cfg.sft_weighting != "none" else None
+    )
+    examples = sft_examples(encoder, rows, stats, weights)
+    examples += sfim_examples(encoder, _sfim_items(ctx, rows), cfg.sfim_weight, stats)
+    if not any(faults.values()):
+        return examples, stats
+    logps = _score(ctx, encoder, rows, faults, spec) if _needs_scores(cfg) else {}
+    rank = {k: mean for k, (_, mean) in logps.items()} if cfg.pairing == "hardest" else None
+    groups = _groups(cfg, rows, faults, rank)
+    reference = (
+        {k: total for k, (total, _) in logps.items()} if cfg.contrastive_loss == "dpo" else None
+    )
+    examples += contrast_examples(encoder, groups, stats, reference)
+    return examples, stats
+
+
+def _needs_scores(cfg: TrainConfig) -> bool:
+    return cfg.pairing == "hardest" or cfg.contrastive_loss == "dpo"
+
+
+def _groups(
+    cfg: TrainConfig,
+    rows: list[SampleRecord],
+    faults: dict[str, list[SampleRecord]],
+    rank: dict[str, float] | None,
+) -> list[Group]:
+    # select_* take the student's samples and verdicts: every fault is failed by construction
+    student = [s for group in faults.values() for s in group]
+    failed = dict.fromkeys((s.id for s in student), False)
+    cap = cfg.max_pairs_per_question
+    if cfg.contrastive_loss == "infonce":
+        return select_groups(rows, student, failed, cap, cfg.infonce_negatives, rank)
+    return [(c, (r,)) for c, r in select_pairs(rows, student, failed, cap, rank)]
+
+
+def _sfim_items(ctx: StageContext, rows: list[SampleRecord]) -> list[tuple[str, str, str]]:
+    """(question id, context, middle) of the SFIM rows cut from the SFT rows' code."""
+    from iterkd.training.trainer import fim_tokens
+
+    cfg = ctx.cfg.train
+    if cfg.sfim_ratio == 0:
+        return []
+    by_id = {r.id: r for r in rows}
+    items = []
+    for sample_id, split in sfim_rows([(r.id, r.code) for r in rows], cfg.sfim_ratio, ctx.seed):
+        mode = choose_mode(
+            random.Random(f"{ctx.seed}:{sample_id}:{split.node}"), cfg.sfim_spm_share
+        )
+        context, middle = format_fim(split, fim_tokens(cfg), mode)
+        items.append((by_id[sample_id].question_id, context, middle))
+    return items
+
+
+def _score(
+    ctx: StageContext,
+    encoder: Encoder,
+    rows: list[SampleRecord],
+    faults: dict[str, list[SampleRecord]],
+    spec: ModelSpec,
+) -> dict[str, tuple[float, float]]:
+    """(sum, mean) log-prob of every chosen and candidate answer under the round-start student,
+    computed once (the examples keep them; no reference model stays in memory)."""
+    from iterkd.training.trainer import load_student, score_sequences, torch_threads
+
+    cfg = ctx.cfg.train
+    samples = [*rows, *(s for group in faults.values() for s in group)]
+    encoded = {s.id: e for s in samples if (e := encoder.answer(s)) is not None}
+    device, _, bf16 = _device(ctx, spec)
+    with torch_threads(cfg.torch_threads):
+        model = load_student(_base_path(spec), spec.adapter, cfg, seed=ctx.seed, bf16=bf16)
+        model.to(device)
+        seqs = [e.as_dict() for e in encoded.values()]
+        scores = score_sequences(model, seqs, encoder.tokenizer.pad_token_id, cfg.batch_size)
+    del model
+    ctx.log(f"scored {len(scores)} answers with the round-start student")
+    return dict(zip(encoded, scores, strict=True))
 
 
 def _read(path: Path, model: type[T]) -> list[T]:
@@ -111,35 +244,67 @@ def _prompts(
 
 
 def _train(
-    ctx: StageContext, spec: ModelSpec, base: Path, tokenizer: Any, examples: list[Example]
-) -> tuple[TrainOutcome, CheckpointKind]:
-    """Load, train and save; torch is imported here only (the data checks above stay cheap)."""
-    from iterkd.training.trainer import load_student, save_checkpoint, torch_threads, train_student
+    ctx: StageContext,
+    spec: ModelSpec,
+    base: Path,
+    tokenizer: Any,
+    examples: list[Example],
+    job: TrainJob,
+) -> tuple[dict[str, Any], CheckpointKind]:
+    """Train in this process, or in `num_processes` through `accelerate launch`; torch is
+    imported by the training modules only (the data checks above stay cheap)."""
+    from iterkd.training.launch import LaunchError, launch, train_in_process
 
     cfg = ctx.cfg.train
+    _, use_cpu, bf16 = _device(ctx, spec)
+    tokenizer.save_pretrained(job.tokenizer_dir)
+    job_spec = {
+        "base": str(base),
+        "adapter": str(spec.adapter) if spec.adapter else None,
+        "train": cfg.model_dump(mode="json"),
+        "seed": ctx.seed,
+        "use_cpu": use_cpu,
+        "bf16": bf16,
+        "checkpoint_dir": str(ctx.out / "checkpoint"),
+    }
+    if cfg.num_processes == 1:
+        outcome = train_in_process(job, job_spec, examples)
+    else:
+        job.write("job.json", job_spec)
+        try:
+            outcome = launch(job, cfg, ctx.run.path / "logs" / f"{ctx.label}-train-accelerate.log")
+        except LaunchError as exc:
+            raise StageError(str(exc)) from None
+    if outcome["resumed_from_step"]:
+        ctx.log(f"resumed from the trainer checkpoint of step {outcome['resumed_from_step']}")
+    return outcome, outcome["kind"]
+
+
+def _device(ctx: StageContext, spec: ModelSpec) -> tuple[str, bool, bool]:
+    """(device, use_cpu, bf16) of the training."""
     device, _ = auto_device_and_dtype(spec.device)
     use_cpu = not device.startswith("cuda")
-    bf16 = cfg.bf16 if cfg.bf16 is not None else not use_cpu
-    with torch_threads(cfg.torch_threads):
-        model = load_student(base, spec.adapter, cfg, seed=ctx.seed, bf16=bf16)
-        outcome = train_student(
-            model,
-            examples,
-            cfg,
-            seed=ctx.seed,
-            output_dir=ctx.run.cache_dir / ctx.label / "train-trainer",
-            pad_token_id=tokenizer.pad_token_id,
-            use_cpu=use_cpu,
-            bf16=bf16,
-        )
-        kind = save_checkpoint(outcome.model, tokenizer, ctx.out / "checkpoint")
-    return outcome, kind
+    bf16 = ctx.cfg.train.bf16 if ctx.cfg.train.bf16 is not None else not use_cpu
+    return device, use_cpu, bf16
+
+
+def _fingerprint(ctx: StageContext, spec: ModelSpec) -> str:
+    """What the training is made of: its settings, the student it starts from, the seed and
+    the bytes of its inputs. A trainer checkpoint of another fingerprint is never resumed."""
+    digest = hashlib.sha256()
+    settings = [ctx.cfg.train.model_dump(mode="json"), spec.model_dump(mode="json"), ctx.seed]
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for stage, name in INPUTS:
+        digest.update((ctx.input_dir(stage) / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _data_summary(stats: EncodeStats) -> dict[str, Any]:
     return {
         "sft_rows": stats.sft_rows,
+        "sfim_rows": stats.sfim_rows,
         "pairs": stats.pairs,
+        "negatives": stats.negatives,
         "questions_with_rows": len(stats.questions_with_rows),
         "questions_with_pairs": len(stats.questions_with_pairs),
         "completion_tokens": stats.completion_tokens,

@@ -2,10 +2,17 @@
 
 - SFT rows: teacher answers whose verdict passed, one per distinct program (same normalised code)
   per question, at most `max_rows_per_question`, complete answers first, then by sample index.
+- Row weights (optional): an SFT row's NLL weighs `floor + (1 - floor) * score`, the score being
+  the mean of its ruff and pylint scores in [0, 1] (1 when the analyzers gave none).
 - Contrastive pairs: (chosen, rejected) = (an SFT row, a student answer that failed its tests) of
   the same question. The chosen side is always one of the question's SFT rows, so every pair's
   chosen answer is also trained on by NLL (the anchor that keeps a reference-free margin loss from
-  lowering both sides) without counting it twice.
+  lowering both sides) without counting it twice. The faults of a question come in index order,
+  or hardest first (`rank`: the round-start student's mean log-prob of each, highest first);
+  pairs spread over the first k chosen x k rejected before any later one. InfoNCE groups hold one
+  chosen answer and several faults.
+- SFIM rows (`iterkd.training.sfim`): a chosen answer's code split at whole syntax structures,
+  formatted PSM or SPM with sentinel tokens; the loss is on the middle and eos.
 - Encoding: the question's solve prompt rendered with the student tokenizer's chat template, then
   the answer's text and the eos token; labels are -100 on the prompt (loss on the answer only);
   a sequence longer than `max_length` loses the end of its answer.
@@ -16,7 +23,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from itertools import product
 from typing import Any
 
@@ -25,7 +31,11 @@ from iterkd.records import SampleRecord
 IGNORE_INDEX = -100  # labels the loss skips (torch's cross-entropy default)
 
 Pair = tuple[SampleRecord, SampleRecord]  # (chosen: teacher-correct, rejected: student-fault)
-Example = dict[str, Any]  # {"sft": Encoded} or {"chosen": Encoded, "rejected": Encoded}
+Group = tuple[SampleRecord, tuple[SampleRecord, ...]]  # (chosen, its negatives); a pair: one
+# an example, as the collator reads it (see `ExampleCollator`):
+#   {"sft": {input_ids, labels}, "weight": float, "objective": "sft" | "sfim"}
+#   {"chosen": {...}, "rejected": [{...}, ...], "ref": [chosen, rejected...] sums or None}
+Example = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,9 @@ class EncodeStats:
     """What encoding did to the selected data: nothing is dropped without being counted."""
 
     sft_rows: int = 0
-    pairs: int = 0
+    sfim_rows: int = 0
+    pairs: int = 0  # contrastive examples: pairs, or infonce groups
+    negatives: int = 0  # rejected sequences in them
     truncated: int = 0  # sequences whose answer was cut at max_length
     dropped_too_long: int = 0  # rows or pairs with no (distinct) answer token left in max_length
     completion_tokens: int = 0
@@ -97,26 +109,78 @@ def select_sft_rows(
     return rows
 
 
+def row_weights(
+    rows: Sequence[SampleRecord], scores: Mapping[str, Sequence[float | None]], floor: float
+) -> dict[str, float]:
+    """Each row's NLL weight from its analyzer scores (`scores[sample id]`, each in [0, 1] or
+    None): `floor + (1 - floor) * mean`; a row no analyzer scored weighs 1."""
+    weights = {}
+    for row in rows:
+        known = [x for x in scores.get(row.id, ()) if x is not None]
+        mean = sum(known) / len(known) if known else 1.0
+        weights[row.id] = round(floor + (1.0 - floor) * mean, 6)
+    return weights
+
+
+def candidate_faults(
+    rows: Sequence[SampleRecord], student: Sequence[SampleRecord], passed: Mapping[str, bool]
+) -> dict[str, list[SampleRecord]]:
+    """Per question with rows: its distinct failed student answers that are not one of its
+    correct programs. A sample without a verdict is neither; an equal program is no contrast."""
+    faults = _by_question([s for s in student if passed.get(s.id) is False and s.text])
+    out: dict[str, list[SampleRecord]] = {}
+    for question_id, chosen in _by_question(rows).items():
+        correct_code = {normalise_code(s.code) for s in chosen}
+        distinct = _distinct(faults.get(question_id, []))
+        out[question_id] = [s for s in distinct if normalise_code(s.code) not in correct_code]
+    return out
+
+
+def _ranked(faults: list[SampleRecord], rank: Mapping[str, float] | None) -> list[SampleRecord]:
+    """Hardest first (highest rank; ties by index) when ranked, else as they came."""
+    if rank is None:
+        return faults
+    return sorted(faults, key=lambda s: (-rank[s.id], s.index))
+
+
 def select_pairs(
     rows: Sequence[SampleRecord],
     student: Sequence[SampleRecord],
     passed: Mapping[str, bool],
     max_per_question: int,
+    rank: Mapping[str, float] | None = None,
 ) -> list[Pair]:
-    """(SFT row, student fault) pairs of the same question, capped per question. A sample
-    without a verdict is neither; a fault whose program equals a chosen one is no contrast."""
-    faults = _by_question([s for s in student if passed.get(s.id) is False and s.text])
+    """(SFT row, student fault) pairs of the same question, capped per question."""
     pairs: list[Pair] = []
+    faults = candidate_faults(rows, student, passed)
     for question_id, chosen in _by_question(rows).items():
-        correct_code = {normalise_code(s.code) for s in chosen}
-        rejected = [
-            s
-            for s in _distinct(faults.get(question_id, []))
-            if normalise_code(s.code) not in correct_code
-        ]
+        rejected = _ranked(faults[question_id], rank)
         order = sorted(product(range(len(chosen)), range(len(rejected))), key=_shell_order)
         pairs += [(chosen[i], rejected[j]) for i, j in order[:max_per_question]]
     return pairs
+
+
+def select_groups(
+    rows: Sequence[SampleRecord],
+    student: Sequence[SampleRecord],
+    passed: Mapping[str, bool],
+    max_per_question: int,
+    negatives: int,
+    rank: Mapping[str, float] | None = None,
+) -> list[Group]:
+    """InfoNCE groups: per question up to `max_per_question` chosen answers, each with up to
+    `negatives` faults; group k's negatives start k places further along the (ranked) faults,
+    so several chosen answers see different negatives when there are more than `negatives`."""
+    groups: list[Group] = []
+    faults = candidate_faults(rows, student, passed)
+    for question_id, chosen in _by_question(rows).items():
+        rejected = _ranked(faults[question_id], rank)
+        if not rejected:
+            continue
+        take = min(negatives, len(rejected))
+        for k, row in enumerate(chosen[:max_per_question]):
+            groups.append((row, tuple(rejected[(k + m) % len(rejected)] for m in range(take))))
+    return groups
 
 
 def _shell_order(ij: tuple[int, int]) -> tuple[int, int, int]:
@@ -146,6 +210,108 @@ def completion_token_ids(tokenizer: Any, text: str) -> list[int]:
     return [*tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
 
 
+class Encoder:
+    """Token sequences of answers and SFIM rows, each tokenized once however many examples
+    share it. `prompts` maps question id -> rendered prompt text (chat template applied)."""
+
+    def __init__(self, tokenizer: Any, prompts: Mapping[str, str], max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompts = prompts
+        self.max_length = max_length
+        self._prompt_ids: dict[str, list[int]] = {}
+        self._answers: dict[str, Encoded | None] = {}
+
+    def answer(self, sample: SampleRecord) -> Encoded | None:
+        """The question's prompt then the sample's answer and eos; None if nothing fits."""
+        if sample.id not in self._answers:
+            answer = completion_token_ids(self.tokenizer, sample.text)
+            self._answers[sample.id] = encode(
+                self._prompt(sample.question_id), answer, self.max_length
+            )
+        return self._answers[sample.id]
+
+    def fim(self, context: str, middle: str) -> Encoded | None:
+        """An SFIM row: the sentinel-formatted context, then the middle and eos."""
+        ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
+        return encode(ids, completion_token_ids(self.tokenizer, middle), self.max_length)
+
+    def _prompt(self, question_id: str) -> list[int]:
+        if question_id not in self._prompt_ids:
+            text = self.prompts[question_id]
+            self._prompt_ids[question_id] = self.tokenizer(text, add_special_tokens=False)[
+                "input_ids"
+            ]
+        return self._prompt_ids[question_id]
+
+
+def sft_examples(
+    encoder: Encoder,
+    rows: Sequence[SampleRecord],
+    stats: EncodeStats,
+    weights: Mapping[str, float] | None = None,
+) -> list[Example]:
+    """One NLL example per SFT row (weight 1 unless `weights` says otherwise)."""
+    examples: list[Example] = []
+    for row in rows:
+        if (sft := encoder.answer(row)) is None:
+            stats.dropped_too_long += 1
+            continue
+        weight = 1.0 if weights is None else weights[row.id]
+        examples.append({"sft": sft.as_dict(), "weight": weight, "objective": "sft"})
+        _count(stats, row.question_id, [sft])
+        stats.sft_rows += 1
+        stats.questions_with_rows.add(row.question_id)
+    return examples
+
+
+def sfim_examples(
+    encoder: Encoder,
+    items: Sequence[tuple[str, str, str]],
+    weight: float,
+    stats: EncodeStats,
+) -> list[Example]:
+    """One NLL example per (question id, context, middle) SFIM item."""
+    examples: list[Example] = []
+    for question_id, context, middle in items:
+        if (row := encoder.fim(context, middle)) is None:
+            stats.dropped_too_long += 1
+            continue
+        examples.append({"sft": row.as_dict(), "weight": weight, "objective": "sfim"})
+        _count(stats, question_id, [row])
+        stats.sfim_rows += 1
+    return examples
+
+
+def contrast_examples(
+    encoder: Encoder,
+    groups: Sequence[Group],
+    stats: EncodeStats,
+    reference: Mapping[str, float] | None = None,
+) -> list[Example]:
+    """One example per group (a pair is a group of one): chosen, its negatives, and with
+    `reference` (sample id -> the round-start student's summed log-prob) their reference sums."""
+    examples: list[Example] = []
+    for chosen, rejected in groups:
+        side = encoder.answer(chosen)
+        # cut at max_length, two answers can become the same tokens: no contrast is left
+        encoded = [(s, encoder.answer(s)) for s in rejected]
+        negatives = [(s, e) for s, e in encoded if e and side and e.input_ids != side.input_ids]
+        if side is None or not negatives:
+            stats.dropped_too_long += 1
+            continue
+        ref = None
+        if reference is not None:
+            ref = [reference[chosen.id], *(reference[s.id] for s, _ in negatives)]
+        examples.append(
+            {"chosen": side.as_dict(), "rejected": [e.as_dict() for _, e in negatives], "ref": ref}
+        )
+        _count(stats, chosen.question_id, [side, *(e for _, e in negatives)])
+        stats.pairs += 1
+        stats.negatives += len(negatives)
+        stats.questions_with_pairs.add(chosen.question_id)
+    return examples
+
+
 def build_examples(
     tokenizer: Any,
     prompts: Mapping[str, str],
@@ -153,45 +319,13 @@ def build_examples(
     pairs: Sequence[Pair],
     max_length: int,
 ) -> tuple[list[Example], EncodeStats]:
-    """The training examples: one per SFT row and one per pair, in the given order. `prompts`
-    maps question id -> rendered prompt text (the chat template already applied)."""
-    by_id = {s.id: s for s in [*rows, *(s for pair in pairs for s in pair)]}
-
-    @cache  # each prompt (and answer) is tokenized once, however many examples share it
-    def prompt_ids(question_id: str) -> tuple[int, ...]:
-        return tuple(tokenizer(prompts[question_id], add_special_tokens=False)["input_ids"])
-
-    @cache
-    def encoded(sample_id: str) -> Encoded | None:
-        sample = by_id[sample_id]
-        answer = completion_token_ids(tokenizer, sample.text)
-        return encode(prompt_ids(sample.question_id), answer, max_length)
-
-    stats = EncodeStats()
-    examples: list[Example] = []
-    for row in rows:
-        if (sft := encoded(row.id)) is None:
-            stats.dropped_too_long += 1
-            continue
-        examples.append({"sft": sft.as_dict()})
-        _count(stats, row.question_id, [sft], pair=False)
-    for chosen, rejected in pairs:
-        sides = encoded(chosen.id), encoded(rejected.id)
-        # cut at max_length, two answers can become the same tokens: no contrast is left
-        if sides[0] is None or sides[1] is None or sides[0].input_ids == sides[1].input_ids:
-            stats.dropped_too_long += 1
-            continue
-        examples.append({"chosen": sides[0].as_dict(), "rejected": sides[1].as_dict()})
-        _count(stats, chosen.question_id, list(sides), pair=True)
+    """SFT rows then pairs, unweighted and without a reference: the plain recipe."""
+    encoder, stats = Encoder(tokenizer, prompts, max_length), EncodeStats()
+    groups = [(chosen, (rejected,)) for chosen, rejected in pairs]
+    examples = sft_examples(encoder, rows, stats) + contrast_examples(encoder, groups, stats)
     return examples, stats
 
 
-def _count(stats: EncodeStats, question_id: str, sequences: list[Encoded], *, pair: bool) -> None:
+def _count(stats: EncodeStats, question_id: str, sequences: list[Encoded]) -> None:
     stats.truncated += sum(s.truncated for s in sequences)
     stats.completion_tokens += sum(s.completion_tokens for s in sequences)
-    if pair:
-        stats.pairs += 1
-        stats.questions_with_pairs.add(question_id)
-    else:
-        stats.sft_rows += 1
-        stats.questions_with_rows.add(question_id)

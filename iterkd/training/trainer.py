@@ -1,17 +1,25 @@
-"""The student's trainer: a `transformers.Trainer` whose loss is SFT NLL plus a contrastive term.
+"""The student's trainer: TRL's `SFTTrainer` with iterkd's loss, SFT NLL plus a contrastive term.
 
-    loss = NLL(SFT rows' answer tokens) + contrastive_weight * margin_loss(pairs)
+    loss = NLL(SFT and SFIM rows' answer tokens, weighted per row)
+           + contrastive_weight * objective(chosen, rejected)     (objectives: see losses.py)
 
-A batch holds SFT rows and pairs (see `iterkd.training.data`); the collator stacks them as
-[SFT rows..., chosen..., rejected...] so one forward pass scores all of them. A pair's chosen
-answer is not added to the NLL: it is one of its question's SFT rows already (by construction),
-which anchors the reference-free margin loss without weighting those rows twice.
+A batch holds NLL rows and contrastive groups (see `iterkd.training.data`); the collator stacks
+them as [NLL rows..., chosen..., rejected...] so one forward pass scores all of them, and TRL's
+fused LM head (`add_fused_lm_head`) returns per-token log-probs of the labelled positions without
+materialising [N, T, V] logits. A group's chosen answer is not added to the NLL: it is one of its
+question's SFT rows already (by construction), which anchors the reference-free objectives
+without weighting those rows twice. `dpo`'s reference log-probs come with the examples: the
+train stage scores them once with the round-start student (`score_sequences`) before training.
 
 Starting point: a round continues the student of the round before. If that student is a LoRA
 adapter, the adapter is loaded trainable and trained further (its r, alpha and target modules
 stay those of the round that created it), so the rounds accumulate in one adapter on the same
 base instead of stacking adapters; `method: full` merges such an adapter into the weights first.
-Optimizer and learning-rate schedule are fresh each round (nothing of them is saved).
+Optimizer and learning-rate schedule are fresh each round.
+
+Resuming: the trainer saves a checkpoint (weights as safetensors, optimizer, scheduler, RNG
+states) every `save_steps` into a folder outside the stage's output; a killed stage is started
+again from its newest complete checkpoint and ends with the weights an uninterrupted run writes.
 
 Determinism: the LoRA initialisation and the data order are seeded; on CPU, with the same thread
 count, two runs write byte-identical checkpoints and logs (no timings are logged).
@@ -20,6 +28,8 @@ count, two runs write byte-identical checkpoints and logs (no timings are logged
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -27,16 +37,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
-from trl.trainer.utils import pad
+from transformers import TrainerCallback, TrainingArguments, set_seed
+from trl import SFTConfig, SFTTrainer
+from trl.trainer.utils import add_fused_lm_head, pad
 
 from iterkd.config import TrainConfig
 from iterkd.modeling import load_model
 from iterkd.training.data import IGNORE_INDEX, Example
-from iterkd.training.losses import margin_loss, sequence_logprob, token_logprobs, token_nll
+from iterkd.training.losses import (
+    cpo_loss,
+    dpo_loss,
+    infonce_loss,
+    margin_loss,
+    sequence_logprob,
+    weighted_nll,
+)
+from iterkd.training.sfim import FimTokens
 
-LOG_KEYS = ("loss", "nll", "contrastive", "margin", "learning_rate", "grad_norm")
+LOG_KEYS = ("loss", "nll", "sfim", "contrastive", "margin", "learning_rate", "grad_norm")
 CheckpointKind = Literal["adapter", "full"]
+CHECKPOINT_PREFIX = "checkpoint-"
 
 
 @dataclass(frozen=True)
@@ -44,18 +64,25 @@ class Contrastive:
     weight: float
     beta: float
     gamma: float
+    loss: Literal["margin", "cpo", "dpo", "infonce"] = "margin"
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> Contrastive:
-        return cls(cfg.contrastive_weight, cfg.contrastive_beta, cfg.contrastive_gamma)
+        return cls(
+            cfg.contrastive_weight,
+            cfg.contrastive_beta,
+            cfg.contrastive_gamma,
+            cfg.contrastive_loss,
+        )
 
 
 @dataclass(frozen=True)
 class LossTerms:
     loss: torch.Tensor
-    nll: torch.Tensor | None  # None: no SFT row in the batch
+    nll: torch.Tensor | None  # None: no SFT row in the batch (detached, for logging)
+    sfim: torch.Tensor | None  # None: no SFIM row in the batch (detached, for logging)
     contrastive: torch.Tensor | None  # None: no pair in the batch
-    margin: torch.Tensor | None  # mean chosen-minus-rejected mean log-prob, detached
+    margin: torch.Tensor | None  # mean chosen-minus-rejected of the compared log-probs, detached
 
 
 @dataclass(frozen=True)
@@ -63,63 +90,147 @@ class TrainOutcome:
     model: Any  # the trained model: a PeftModel (LoRA) or a PreTrainedModel (full)
     steps: int
     log: list[dict[str, Any]]  # one row per logging step, see `log_rows`
+    resumed_from_step: int  # 0: a fresh start
 
 
 # ------------------------------------------------------------------ batches and losses
 class ExampleCollator:
-    """Examples -> one right-padded batch: [SFT rows..., chosen..., rejected...]."""
+    """Examples -> one right-padded batch: [NLL rows..., chosen..., rejected...], with each NLL
+    row's weight and objective, each rejected sequence's group and the reference sums if any."""
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: Sequence[Example]) -> dict[str, Any]:
-        sft = [f["sft"] for f in features if "sft" in f]
-        pairs = [f for f in features if "chosen" in f]
-        sequences = sft + [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+        rows = [f for f in features if f.get("sft") is not None]
+        groups = [f for f in features if f.get("chosen") is not None]
+        rejected = [r for g in groups for r in g["rejected"]]
+        sequences = [f["sft"] for f in rows] + [g["chosen"] for g in groups] + rejected
         ids = [torch.tensor(s["input_ids"], dtype=torch.long) for s in sequences]
         labels = [torch.tensor(s["labels"], dtype=torch.long) for s in sequences]
-        return {
+        batch = {
             "input_ids": pad(ids, padding_value=self.pad_token_id),
             "attention_mask": pad([torch.ones_like(t) for t in ids], padding_value=0),
             "labels": pad(labels, padding_value=IGNORE_INDEX),
-            "num_sft": len(sft),
-            "num_pairs": len(pairs),
+            "num_nll": len(rows),
+            "num_groups": len(groups),
+            "nll_weight": torch.tensor([float(f.get("weight", 1.0)) for f in rows]),
+            "is_sfim": torch.tensor([f.get("objective") == "sfim" for f in rows]),
+            "group": torch.tensor([k for k, g in enumerate(groups) for _ in g["rejected"]]),
         }
+        return batch | _reference(groups)
+
+
+def _reference(groups: list[Example]) -> dict[str, torch.Tensor]:
+    """The reference sums of a dpo batch (every group has them, or none does)."""
+    refs = [g.get("ref") for g in groups]
+    if not refs or any(r is None for r in refs):
+        return {}
+    return {
+        "ref_chosen": torch.tensor([r[0] for r in refs], dtype=torch.float32),
+        "ref_rejected": torch.tensor([x for r in refs for x in r[1:]], dtype=torch.float32),
+    }
+
+
+def token_logprobs_fused(model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs [N, T-1] of the labelled positions (0 elsewhere) and their mask,
+    through the fused LM head `prepare_model` added: no [N, T, V] logits are kept."""
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        labels=batch["labels"],
+        fused_lm_head=True,
+    )
+    return out.log_probs, out.label_mask
 
 
 def forward_losses(model: Any, batch: dict[str, Any], contrastive: Contrastive) -> LossTerms:
-    """One forward pass over the whole batch, then NLL on the SFT rows and the margin loss on
-    the pairs; a term whose part of the batch is empty is left out."""
-    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    logps, mask = token_logprobs(outputs.logits, batch["labels"])
-    n_sft, n_pairs = int(batch["num_sft"]), int(batch["num_pairs"])
-    nll = token_nll(logps[:n_sft], mask[:n_sft]) if n_sft else None
-    pair_loss = margin = None
-    if n_pairs:
-        _, means = sequence_logprob(logps[n_sft:], mask[n_sft:])
-        pair_loss, margins = margin_loss(
-            means[:n_pairs], means[n_pairs:], contrastive.beta, contrastive.gamma
-        )
-        margin = margins.detach().mean()
+    """One forward pass over the whole batch, then the weighted NLL on the NLL rows and the
+    contrastive objective on the groups; a term whose part of the batch is empty is left out."""
+    logps, mask = token_logprobs_fused(model, batch)
+    n_rows, n_groups = int(batch["num_nll"]), int(batch["num_groups"])
     loss = logps.new_zeros(())
-    if nll is not None:
-        loss = loss + nll
-    if pair_loss is not None:
+    nll = sfim = pair_loss = margin = None
+    if n_rows:
+        weights = batch["nll_weight"].to(logps.dtype)
+        loss = loss + weighted_nll(logps[:n_rows], mask[:n_rows], weights)
+        nll, sfim = _split_nll(logps[:n_rows].detach(), mask[:n_rows], batch["is_sfim"])
+    if n_groups:
+        pair_loss, margins = _contrast(logps[n_rows:], mask[n_rows:], batch, contrastive)
         loss = loss + contrastive.weight * pair_loss
-    return LossTerms(loss=loss, nll=nll, contrastive=pair_loss, margin=margin)
+        margin = margins.detach().mean()
+    return LossTerms(loss=loss, nll=nll, sfim=sfim, contrastive=pair_loss, margin=margin)
+
+
+def _split_nll(
+    logps: torch.Tensor, mask: torch.Tensor, is_sfim: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Unweighted token-mean NLL of the SFT rows and of the SFIM rows, for the log."""
+
+    def part(rows: torch.Tensor) -> torch.Tensor | None:
+        if not rows.any():
+            return None
+        return -(logps[rows] * mask[rows]).sum() / mask[rows].sum().clamp(min=1)
+
+    return part(~is_sfim), part(is_sfim)
+
+
+def _contrast(
+    logps: torch.Tensor, mask: torch.Tensor, batch: dict[str, Any], contrastive: Contrastive
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The configured objective over [chosen (G)..., rejected (R)...] rows."""
+    n_groups, group = int(batch["num_groups"]), batch["group"]
+    sums, means = sequence_logprob(logps, mask)
+    beta = contrastive.beta
+    if contrastive.loss == "infonce":
+        return infonce_loss(means[:n_groups], means[n_groups:], group, beta)
+    if contrastive.loss == "margin":
+        return margin_loss(means[:n_groups][group], means[n_groups:], beta, contrastive.gamma)
+    if contrastive.loss == "cpo":
+        return cpo_loss(sums[:n_groups][group], sums[n_groups:], beta)
+    if "ref_chosen" not in batch:
+        raise ValueError("dpo needs reference log-probs on every contrastive example")
+    ref_chosen = batch["ref_chosen"].to(sums.dtype)[group]
+    ref_rejected = batch["ref_rejected"].to(sums.dtype)
+    return dpo_loss(sums[:n_groups][group], sums[n_groups:], ref_chosen, ref_rejected, beta)
+
+
+@torch.no_grad()
+def score_sequences(
+    model: Any, sequences: Sequence[dict[str, list[int]]], pad_token_id: int, batch_size: int
+) -> list[tuple[float, float]]:
+    """(sum, mean) of each sequence's completion-token log-probs under `model` as it is now:
+    the round-start student's reference for dpo and its ranking of faults for `hardest`."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    collate = ExampleCollator(pad_token_id)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]["input_ids"]))
+    scores: dict[int, tuple[float, float]] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = collate([{"sft": sequences[i]} for i in chunk])
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        sums, means = sequence_logprob(*token_logprobs_fused(model, batch))
+        for i, total, mean in zip(chunk, sums.tolist(), means.tolist(), strict=True):
+            scores[i] = (total, mean)
+    model.train(was_training)
+    return [scores[i] for i in range(len(sequences))]
 
 
 # ------------------------------------------------------------------ the trainer
-class DistillationTrainer(Trainer):
-    """`Trainer` with `forward_losses` as its loss; logs nll, contrastive and margin averaged
-    over the micro-batches of each logging interval."""
+class DistillationTrainer(SFTTrainer):
+    """`SFTTrainer` with `forward_losses` as its loss, on examples iterkd built itself (TRL's
+    dataset preparation is skipped); logs nll, sfim, contrastive and margin averaged over the
+    micro-batches of each logging interval (through SFTTrainer's metric log)."""
 
     loss_is_scaled_for_ga = False  # a per-micro-batch mean: Trainer divides by the GA steps
 
     def __init__(self, *args: Any, contrastive: Contrastive, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.contrastive = contrastive
-        self._metrics: dict[str, list[float]] = defaultdict(list)
+        # detached tensors until the next log: `.item()` per micro-batch would sync the GPU
+        self._pending: dict[str, list[torch.Tensor]] = defaultdict(list)
 
     def compute_loss(
         self,
@@ -129,16 +240,17 @@ class DistillationTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         terms = forward_losses(model, inputs, self.contrastive)
-        for name in ("nll", "contrastive", "margin"):
+        for name in ("nll", "sfim", "contrastive", "margin"):
             value = getattr(terms, name)
             if value is not None:
-                self._metrics[name].append(value.item())
+                self._pending[name].append(value.detach().float())
         return (terms.loss, None) if return_outputs else terms.loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs:  # a training-step log, not the end-of-training summary
-            logs.update({k: sum(v) / len(v) for k, v in self._metrics.items() if v})
-            self._metrics.clear()
+        for name, values in self._pending.items():
+            if values:
+                self._metrics["train"][name].append(torch.stack(values).mean().item())
+        self._pending.clear()
         super().log(logs, start_time)
 
 
@@ -154,11 +266,18 @@ class LogLastStep(TrainerCallback):
 
 # ------------------------------------------------------------------ model in, model out
 def load_student(
-    path: Path, adapter: str | Path | None, cfg: TrainConfig, *, seed: int, bf16: bool
+    path: Path,
+    adapter: str | Path | None,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    bf16: bool,
+    tokenizer: Any = None,
 ) -> Any:
     """The model to train: a trainable LoRA (a new one, or `adapter` continued) or the full
-    model. Seeded first: a new adapter's initial weights are random."""
-    from peft import LoraConfig, PeftModel, get_peft_model
+    model, with the fused LM head. Seeded first: a new adapter's initial weights are random.
+    Full fine-tuning grows the embeddings to `tokenizer` when SFIM added sentinels to it."""
+    from peft import PeftModel
 
     set_seed(seed)
     # LoRA keeps its own weights in fp32 (peft's default), so a bf16 base is safe there; full
@@ -166,7 +285,21 @@ def load_student(
     dtype = "bfloat16" if bf16 and cfg.method == "lora" else "float32"
     model = load_model(path, device="cpu", dtype=dtype, role="student")  # the Trainer moves it
     if cfg.method == "full":
-        return PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
+        if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().num_embeddings:
+            # SFIM's sentinels were added to the tokenizer (`needs_new_fim_tokens`)
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    add_fused_lm_head(model)  # before PEFT wraps the model (TRL's rule)
+    if cfg.method == "lora":
+        model = _with_lora(model, adapter, cfg)
+    if cfg.compile:
+        compile_layers(model)
+    return model
+
+
+def _with_lora(model: Any, adapter: str | Path | None, cfg: TrainConfig) -> Any:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
     if adapter is not None:
         return PeftModel.from_pretrained(model, adapter, is_trainable=True)
     lora = LoraConfig(
@@ -179,10 +312,35 @@ def load_student(
     return get_peft_model(model, lora)
 
 
+def fim_tokens(cfg: TrainConfig) -> FimTokens:
+    return FimTokens(cfg.fim_tokens.prefix, cfg.fim_tokens.middle, cfg.fim_tokens.suffix)
+
+
+def needs_new_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> list[str]:
+    """The sentinels SFIM would have to add to this tokenizer (none when SFIM is off)."""
+    if cfg.sfim_ratio == 0:
+        return []
+    return [t for t in fim_tokens(cfg).as_list() if not _single_token(tokenizer, t)]
+
+
+def _single_token(tokenizer: Any, token: str) -> bool:
+    ids = tokenizer(token, add_special_tokens=False)["input_ids"]
+    return len(ids) == 1 and ids[0] != tokenizer.unk_token_id
+
+
+def compile_layers(model: Any) -> int:
+    """`torch.compile` each decoder layer in place (regional compilation: one graph reused by
+    every layer, compiled in seconds, and the fused LM head and loss stay eager)."""
+    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    for layer in layers:
+        layer.compile()
+    return len(layers)
+
+
 def training_arguments(
     cfg: TrainConfig, output_dir: Path, *, seed: int, use_cpu: bool, bf16: bool
-) -> TrainingArguments:
-    return TrainingArguments(
+) -> SFTConfig:
+    return SFTConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -194,7 +352,9 @@ def training_arguments(
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
         logging_steps=cfg.logging_steps,
-        save_strategy="no",  # a killed train stage restarts from scratch
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,  # the newest, and the one before in case the newest is torn
         report_to=[],
         seed=seed,
         data_seed=seed,
@@ -204,9 +364,12 @@ def training_arguments(
         # non-reentrant: works with frozen inputs (LoRA) without forcing their grads on
         gradient_checkpointing_kwargs={"use_reentrant": False},
         remove_unused_columns=False,  # the collator reads every field of an example
+        dataset_kwargs={"skip_prepare_dataset": True},  # examples come tokenized and labelled
+        max_length=None,
         dataloader_num_workers=0,
         dataloader_pin_memory=not use_cpu,
         disable_tqdm=True,
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -217,26 +380,70 @@ def train_student(
     *,
     seed: int,
     output_dir: Path,
-    pad_token_id: int,
+    tokenizer: Any,
     use_cpu: bool,
     bf16: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainOutcome:
-    """Train `model` on `examples` and return it with its log."""
+    """Train `model` on `examples` and return it with its log; resumes from the newest
+    complete trainer checkpoint in `output_dir` (the caller clears a folder of other inputs)."""
+    from datasets import Dataset
+
     args = training_arguments(cfg, output_dir, seed=seed, use_cpu=use_cpu, bf16=bf16)
     trainer = DistillationTrainer(
         model=model,
         args=args,
-        train_dataset=list(examples),
-        data_collator=ExampleCollator(pad_token_id),
-        callbacks=[LogLastStep()],
+        train_dataset=Dataset.from_list(_uniform(examples)),
+        data_collator=ExampleCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[LogLastStep(), *callbacks],
         contrastive=Contrastive.from_config(cfg),
     )
-    trainer.train()
+    resume = last_complete_checkpoint(output_dir)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return TrainOutcome(
         model=trainer.model,
         steps=trainer.state.global_step,
         log=log_rows(trainer.state.log_history),
+        resumed_from_step=_checkpoint_step(resume) if resume else 0,
     )
+
+
+def _uniform(examples: Sequence[Example]) -> list[Example]:
+    """Every example with every key (None where it has none): `Dataset.from_list` takes its
+    columns from the first example."""
+    keys = list(dict.fromkeys(k for example in examples for k in example))
+    return [{k: example.get(k) for k in keys} for example in examples]
+
+
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` whose trainer state was written (the Trainer writes it last);
+    newer torn ones are removed so the Trainer's rotation does not count them."""
+    if not output_dir.is_dir():
+        return None
+    found = sorted(
+        (p for p in output_dir.iterdir() if p.name.startswith(CHECKPOINT_PREFIX)),
+        key=_checkpoint_step,
+        reverse=True,
+    )
+    for checkpoint in found:
+        if _state_readable(checkpoint / "trainer_state.json"):
+            return checkpoint
+        shutil.rmtree(checkpoint)
+    return None
+
+
+def _checkpoint_step(path: Path) -> int:
+    suffix = path.name.removeprefix(CHECKPOINT_PREFIX)
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def _state_readable(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def log_rows(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -134,6 +134,7 @@ def test_trains_a_lora_adapter_that_loads_and_changes_the_student(trained, tiny_
         "epoch",
         "loss",
         "nll",
+        "sfim",
         "contrastive",
         "margin",
         "learning_rate",

@@ -152,7 +152,11 @@ def test_build_examples_with_the_student_chat_template(tokenizer):
     row = sample(question.id, "teacher", 0, question.reference_solution)
     fault = sample(question.id, "student", 0, "def f():\n    return None\n")
     examples, stats = build_examples(tokenizer, {question.id: prompt}, [row], [(row, fault)], 512)
-    assert [list(e) for e in examples] == [["sft"], ["chosen", "rejected"]]
+    assert [list(e) for e in examples] == [
+        ["sft", "weight", "objective"],
+        ["chosen", "rejected", "ref"],
+    ]
+    assert examples[0]["weight"] == 1.0 and examples[1]["ref"] is None
     sft = examples[0]["sft"]
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert prompt.startswith(tokenizer.bos_token) and prompt.endswith("<|assistant|>\n")
@@ -162,7 +166,9 @@ def test_build_examples_with_the_student_chat_template(tokenizer):
     assert answer[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(answer[:-1]) == row.text
     assert examples[1]["chosen"] == sft
-    assert tokenizer.decode(examples[1]["rejected"]["input_ids"]).endswith(fault.text + "<|end|>")
+    assert tokenizer.decode(examples[1]["rejected"][0]["input_ids"]).endswith(
+        fault.text + "<|end|>"
+    )
     assert (stats.sft_rows, stats.pairs, stats.truncated, stats.dropped_too_long) == (1, 1, 0, 0)
     assert stats.questions_with_rows == stats.questions_with_pairs == {question.id}
 
@@ -177,7 +183,7 @@ def test_build_examples_cuts_and_drops_at_max_length(tokenizer):
         tokenizer, {question.id: prompt}, [row], [(row, fault)], prompt_length + 3
     )
     # the row is cut to 3 answer tokens; the pair's two sides become the same 3 tokens: dropped
-    assert [list(e) for e in examples] == [["sft"]]
+    assert [e["objective"] for e in examples] == ["sft"]
     assert len(examples[0]["sft"]["input_ids"]) == prompt_length + 3
     assert (stats.sft_rows, stats.pairs, stats.truncated, stats.dropped_too_long) == (1, 0, 1, 1)
     examples, stats = build_examples(tokenizer, {question.id: prompt}, [row], [], prompt_length)

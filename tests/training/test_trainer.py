@@ -64,14 +64,24 @@ def examples(tokenizer) -> list[dict]:
     return built
 
 
-def train(student: Path, examples, tmp_path: Path, **overrides):
+def run_training(model, examples, cfg: TrainConfig, output_dir: Path, tokenizer, **kwargs):
+    with torch_threads(1):
+        return train_student(
+            model,
+            examples,
+            cfg,
+            seed=0,
+            output_dir=output_dir,
+            tokenizer=tokenizer,
+            use_cpu=True,
+            **kwargs,
+        )
+
+
+def train(student: Path, examples, tmp_path: Path, tokenizer, **overrides):
     cfg = TrainConfig(**(FAST | overrides))
     model = load_student(student, None, cfg, seed=0, bf16=False)
-    with torch_threads(1):
-        outcome = train_student(
-            model, examples, cfg, seed=0, output_dir=tmp_path, pad_token_id=0, use_cpu=True
-        )
-    return model, outcome
+    return model, run_training(model, examples, cfg, tmp_path / "trainer", tokenizer)
 
 
 def measure(model, batch, weight: float = 1.0):
@@ -84,18 +94,32 @@ def test_collator_stacks_rows_then_chosen_then_rejected():
     a = {"input_ids": [5, 6, 7], "labels": [IGNORE_INDEX, 6, 7]}
     b = {"input_ids": [8, 9], "labels": [IGNORE_INDEX, 9]}
     c = {"input_ids": [1], "labels": [1]}
-    batch = ExampleCollator(pad_token_id=0)([{"chosen": a, "rejected": b}, {"sft": c}])
-    assert (batch["num_sft"], batch["num_pairs"]) == (1, 1)
-    assert batch["input_ids"].tolist() == [[1, 0, 0], [5, 6, 7], [8, 9, 0]]
-    assert batch["attention_mask"].tolist() == [[1, 0, 0], [1, 1, 1], [1, 1, 0]]
-    assert batch["labels"].tolist() == [[1, -100, -100], [-100, 6, 7], [-100, 9, -100]]
+    batch = ExampleCollator(pad_token_id=0)(
+        [
+            {"chosen": a, "rejected": [b, c], "ref": [-1.0, -2.0, -3.0]},
+            {"sft": c, "weight": 0.5, "objective": "sfim"},
+        ]
+    )
+    assert (batch["num_nll"], batch["num_groups"]) == (1, 1)
+    assert batch["input_ids"].tolist() == [[1, 0, 0], [5, 6, 7], [8, 9, 0], [1, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 0, 0], [1, 1, 1], [1, 1, 0], [1, 0, 0]]
+    assert batch["labels"].tolist() == [
+        [1, -100, -100],
+        [-100, 6, 7],
+        [-100, 9, -100],
+        [1, -100, -100],
+    ]
+    assert batch["nll_weight"].tolist() == [0.5] and batch["is_sfim"].tolist() == [True]
+    assert batch["group"].tolist() == [0, 0]
+    assert batch["ref_chosen"].tolist() == [-1.0]
+    assert batch["ref_rejected"].tolist() == [-2.0, -3.0]
 
 
 def test_forward_losses_nll_is_the_models_own_loss(student, examples):
     model = load_student(student, None, TrainConfig(), seed=0, bf16=False)
     batch = ExampleCollator(0)(examples)
     terms = measure(model, batch, weight=0.5)
-    sft = batch["num_sft"]
+    sft = batch["num_nll"]
     with torch.no_grad():
         own = model(
             input_ids=batch["input_ids"][:sft],
@@ -108,16 +132,13 @@ def test_forward_losses_nll_is_the_models_own_loss(student, examples):
     assert only_rows.contrastive is None and only_rows.margin is None
 
 
-def test_loss_decreases_and_only_lora_weights_change(student, examples, tmp_path):
+def test_loss_decreases_and_only_lora_weights_change(student, examples, tokenizer, tmp_path):
     cfg = TrainConfig(**FAST)
     model = load_student(student, None, cfg, seed=0, bf16=False)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     batch = ExampleCollator(0)(examples)
     loss_before = measure(model, batch).loss.item()
-    with torch_threads(1):
-        outcome = train_student(
-            model, examples, cfg, seed=0, output_dir=tmp_path, pad_token_id=0, use_cpu=True
-        )
+    outcome = run_training(model, examples, cfg, tmp_path, tokenizer)
     assert outcome.steps == 10 and len(outcome.log) == 10
     assert measure(model, batch).loss.item() < loss_before - 0.3
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
@@ -126,12 +147,14 @@ def test_loss_decreases_and_only_lora_weights_change(student, examples, tmp_path
     assert all("lora_" in name for name in trainable)
 
 
-def test_contrastive_term_raises_the_margin(student, examples, tmp_path):
+def test_contrastive_term_raises_the_margin(student, examples, tokenizer, tmp_path):
     batch = ExampleCollator(0)(examples)
     start = load_student(student, None, TrainConfig(), seed=0, bf16=False)
     margin_before = measure(start, batch).margin.item()
-    sft_only, _ = train(student, examples, tmp_path, contrastive_weight=0.0)
-    contrastive, outcome = train(student, examples, tmp_path, contrastive_weight=1.0)
+    sft_only, _ = train(student, examples, tmp_path / "a", tokenizer, contrastive_weight=0.0)
+    contrastive, outcome = train(
+        student, examples, tmp_path / "b", tokenizer, contrastive_weight=1.0
+    )
     margin_sft = measure(sft_only, batch).margin.item()
     margin_contrastive = measure(contrastive, batch).margin.item()
     assert margin_contrastive > margin_before + 0.05
@@ -145,10 +168,7 @@ def test_full_fine_tuning_trains_every_weight_and_saves_model_and_tokenizer(
     cfg = TrainConfig(method="full", **(FAST | {"max_steps": 2}))
     model = load_student(student, None, cfg, seed=0, bf16=False)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    with torch_threads(1):
-        train_student(
-            model, examples, cfg, seed=0, output_dir=tmp_path, pad_token_id=0, use_cpu=True
-        )
+    run_training(model, examples, cfg, tmp_path / "trainer", tokenizer)
     assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters())
     assert save_checkpoint(model, tokenizer, tmp_path / "ckpt") == "full"
     names = {p.name for p in (tmp_path / "ckpt").iterdir()}
@@ -156,7 +176,9 @@ def test_full_fine_tuning_trains_every_weight_and_saves_model_and_tokenizer(
 
 
 def test_a_saved_adapter_is_continued_trainable(student, examples, tokenizer, tmp_path):
-    model, outcome = train(student, examples, tmp_path, max_steps=2, gradient_checkpointing=True)
+    model, outcome = train(
+        student, examples, tmp_path, tokenizer, max_steps=2, gradient_checkpointing=True
+    )
     assert outcome.steps == 2
     assert save_checkpoint(model, tokenizer, tmp_path / "adapter") == "adapter"
     saved = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -186,6 +208,7 @@ def test_log_rows_keep_training_steps_without_timings():
             "epoch": 0.5,
             "loss": 2.0,
             "nll": 1.5,
+            "sfim": None,
             "contrastive": None,
             "margin": None,
             "learning_rate": 0.01,
