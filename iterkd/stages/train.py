@@ -88,6 +88,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "questions": len(questions),
         "objective": cfg.contrastive_loss if stats.pairs else "sft",
         "pairing": cfg.pairing,
+        "processes": outcome["processes"],
         **_data_summary(stats),
         **_log_summary(outcome["steps"], outcome["log"]),
     }

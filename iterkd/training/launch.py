@@ -28,7 +28,8 @@ class LaunchError(RuntimeError):
 
 
 def train_in_process(job: TrainJob, spec: dict[str, Any], examples: list[Any]) -> dict[str, Any]:
-    """Load, train, save (main process only) and return {kind, steps, log, resumed_from_step}."""
+    """Load, train, save (main process only) and return {kind, processes, steps, log,
+    resumed_from_step}."""
     from transformers import AutoTokenizer
 
     from iterkd.training.trainer import load_student, save_checkpoint, torch_threads, train_student
@@ -59,10 +60,17 @@ def train_in_process(job: TrainJob, spec: dict[str, Any], examples: list[Any]) -
             kind = save_checkpoint(outcome.model, tokenizer, Path(spec["checkpoint_dir"]))
     return {
         "kind": kind,
+        "processes": _process_count(),
         "steps": outcome.steps,
         "log": outcome.log,
         "resumed_from_step": outcome.resumed_from_step,
     }
+
+
+def _process_count() -> int:
+    from accelerate import PartialState
+
+    return PartialState().num_processes
 
 
 def _is_main_process() -> bool:

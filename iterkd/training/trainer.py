@@ -255,12 +255,14 @@ class DistillationTrainer(SFTTrainer):
 
 
 class LogLastStep(TrainerCallback):
-    """Log the final step even when it does not fall on `logging_steps`: `loss_last` is then
-    the loss the checkpoint was trained to."""
+    """Log the final step even when it does not fall on `logging_steps` (`loss_last` is then
+    the loss the checkpoint was trained to), and save no trainer checkpoint there: the stage
+    saves the model itself, and optimizer state written then would never be resumed."""
 
     def on_step_end(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> Any:
         if state.global_step >= state.max_steps:
             control.should_log = True
+            control.should_save = False
         return control
 
 
@@ -384,12 +386,16 @@ def train_student(
     use_cpu: bool,
     bf16: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
+    sequential: bool = False,
 ) -> TrainOutcome:
     """Train `model` on `examples` and return it with its log; resumes from the newest
-    complete trainer checkpoint in `output_dir` (the caller clears a folder of other inputs)."""
+    complete trainer checkpoint in `output_dir` (the caller clears a folder of other inputs).
+    `sequential`: batches in the examples' order instead of a seeded shuffle (benchmarks)."""
     from datasets import Dataset
 
     args = training_arguments(cfg, output_dir, seed=seed, use_cpu=use_cpu, bf16=bf16)
+    if sequential:
+        args.train_sampling_strategy = "sequential"
     trainer = DistillationTrainer(
         model=model,
         args=args,

@@ -6,19 +6,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from iterkd.config import RunConfig, load_config
-from iterkd.modeling import load_model
+from iterkd.modeling import load_model, load_tokenizer
 from iterkd.questions import Question, load_bundled
 from iterkd.records import SampleRecord, VerdictRecord, read_json, write_json, write_jsonl
 from iterkd.rundir import RunDir
 from iterkd.stages import run_stage
+from iterkd.stages.common import StageError
 
 OVERRIDES = [
     "train.epochs=4",
@@ -202,3 +205,101 @@ def test_a_second_round_continues_the_first_rounds_adapter(trained, tmp_path, ti
     adapters = [run.stage_dir(r, "train") / "checkpoint" for r in (0, 1)]
     assert file_bytes(adapters[0]) != file_bytes(adapters[1])
     load_model(tiny_models / "student", adapter=adapters[1], device="cpu")
+
+
+# ------------------------------------------------------------------ recipes
+def test_hardest_pairing_with_dpo_scores_faults_with_the_round_start_student(tmp_path, tiny_models):
+    overrides = [
+        *OVERRIDES,
+        "train.pairing=hardest",
+        "train.contrastive_loss=dpo",
+        "train.epochs=1",
+    ]
+    run, cfg = new_run(tmp_path / "run", overrides)
+    write_round(run, 0)
+    summary = run_stage(run, cfg, 0, "train")
+    assert (summary["objective"], summary["pairing"]) == ("dpo", "hardest")
+    assert (summary["sft_rows"], summary["pairs"], summary["negatives"]) == (3, 3, 3)
+    examples = json.loads((run.cache_dir / "000" / "train" / "examples.json").read_text())
+    refs = [e["ref"] for e in examples["examples"] if e.get("chosen")]
+    # summed log-probs of chosen and rejected under the untrained student: negative numbers
+    assert len(refs) == 3 and all(len(r) == 2 and max(r) < 0 for r in refs)
+
+
+def test_infonce_groups_several_faults_of_a_question(tmp_path, tiny_models):
+    overrides = [*OVERRIDES, "train.contrastive_loss=infonce", "train.epochs=1"]
+    run, cfg = new_run(tmp_path / "run", overrides)
+    write_round(run, 0)
+    # a second distinct fault per question
+    student = run.stage_dir(0, "student") / "samples.jsonl"
+    verdicts = run.stage_dir(0, "verify") / "verdicts.jsonl"
+    extra = [
+        record(q, "student", 2, q.prompt + "    return -1\n") for q in load_bundled("seed")[:3]
+    ]
+    student.write_text(student.read_text() + "".join(s.model_dump_json() + "\n" for s in extra))
+    lines = "".join(verdict(s, False).model_dump_json() + "\n" for s in extra)
+    verdicts.write_text(verdicts.read_text() + lines)
+    summary = run_stage(run, cfg, 0, "train")
+    assert (summary["objective"], summary["pairs"], summary["negatives"]) == ("infonce", 3, 6)
+    assert summary["margin_last"] is not None
+
+
+def test_sfim_rows_with_full_fine_tuning_add_the_sentinels(tmp_path, tiny_models):
+    overrides = [*OVERRIDES, "train.method=full", "train.sfim_ratio=1", "train.epochs=1"]
+    run, cfg = new_run(tmp_path / "run", overrides)
+    write_round(run, 0)
+    summary = run_stage(run, cfg, 0, "train")
+    assert summary["sfim_rows"] == 3 and summary["checkpoint"] == "full"
+    log = [json.loads(line) for line in (run.stage_dir(0, "train") / "train_log.jsonl").open()]
+    assert any(row["sfim"] is not None for row in log)
+    checkpoint = run.stage_dir(0, "train") / "checkpoint"
+    saved = load_tokenizer(checkpoint, need_chat_template=True)
+    ids = [saved.convert_tokens_to_ids(t) for t in ("<fim_prefix>", "<fim_middle>", "<fim_suffix>")]
+    model = load_model(checkpoint, device="cpu")
+    assert all(isinstance(i, int) for i in ids)
+    assert model.get_input_embeddings().num_embeddings == len(saved) > max(ids)
+
+
+def test_sfim_with_lora_on_a_tokenizer_without_sentinels_is_refused(tmp_path, tiny_models):
+    run, cfg = new_run(tmp_path / "run", [*OVERRIDES, "train.sfim_ratio=0.5"])
+    write_round(run, 0)
+    with pytest.raises(StageError, match=r"train\.method: full"):
+        run_stage(run, cfg, 0, "train")
+
+
+# ------------------------------------------------------------------ processes
+def test_two_processes_through_accelerate_launch_train_one_adapter(tmp_path, tiny_models):
+    """DDP over gloo on CPU: the same code path a multi-GPU machine takes."""
+    overrides = [*OVERRIDES, "train.num_processes=2", "train.epochs=2", "train.batch_size=4"]
+    run, cfg = new_run(tmp_path / "run", overrides)
+    (run.path / "logs").mkdir(exist_ok=True)
+    write_round(run, 0)
+    summary = run_stage(run, cfg, 0, "train")
+    assert summary["checkpoint"] == "adapter" and summary["processes"] == 2
+    # 6 examples, 4 per process and step: 2 processes take 8 a step, so 1 step an epoch
+    assert summary["steps"] == 2
+    assert (run.stage_dir(0, "train") / "checkpoint" / "adapter_model.safetensors").is_file()
+    assert (run.path / "logs" / "000-train-accelerate.log").is_file()
+
+
+def test_a_killed_train_stage_resumes_from_its_trainer_checkpoint(tmp_path, tiny_models):
+    overrides = [*OVERRIDES, "train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
+    reference, cfg = new_run(tmp_path / "reference", overrides)
+    write_round(reference, 0)
+    run_stage(reference, cfg, 0, "train")
+
+    run, cfg = new_run(tmp_path / "run", overrides)
+    write_round(run, 0)
+    script = (
+        "import sys; from iterkd.rundir import RunDir; from iterkd.stages import run_stage; "
+        "run = RunDir(sys.argv[1]); run_stage(run, run.load_config(), 0, 'train')"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script, str(run.path)])
+    state = run.cache_dir / "000" / "train" / "trainer" / "checkpoint-2" / "trainer_state.json"
+    while not state.is_file() and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL  # killed mid-training, not finished
+    assert not run.is_complete(0, "train")
+    run_stage(run, cfg, 0, "train")
+    assert file_bytes(run.stage_dir(0, "train")) == file_bytes(reference.stage_dir(0, "train"))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from iterkd.config import TrainConfig
 from iterkd.generation.base import render_with_chat_template
@@ -14,13 +15,18 @@ from iterkd.questions import load_bundled
 from iterkd.records import SampleRecord
 from iterkd.stages.common import solve_prompt
 from iterkd.training.data import IGNORE_INDEX, build_examples
+from iterkd.training.losses import sequence_logprob, token_logprobs
+from iterkd.training.sfim import FimTokens, ensure_fim_tokens
 from iterkd.training.trainer import (
     Contrastive,
     ExampleCollator,
     forward_losses,
+    last_complete_checkpoint,
     load_student,
     log_rows,
+    needs_new_fim_tokens,
     save_checkpoint,
+    score_sequences,
     torch_threads,
     train_student,
 )
@@ -222,3 +228,137 @@ def test_torch_threads_restores_the_count():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == count
+
+
+# ------------------------------------------------------------------ objectives
+def with_reference(model, examples: list[dict], tokenizer) -> list[dict]:
+    """dpo examples: each group's reference sums, scored by the start model."""
+    out = []
+    for example in examples:
+        if "chosen" not in example:
+            out.append(example)
+            continue
+        seqs = [example["chosen"], *example["rejected"]]
+        sums = [total for total, _ in score_sequences(model, seqs, tokenizer.pad_token_id, 4)]
+        out.append(example | {"ref": sums})
+    return out
+
+
+@pytest.mark.parametrize("objective", ["cpo", "dpo", "infonce"])
+def test_each_objective_raises_the_margin_on_held_pairs(
+    objective, student, examples, tokenizer, tmp_path
+):
+    cfg = TrainConfig(contrastive_loss=objective, contrastive_weight=1.0, **FAST)
+    model = load_student(student, None, cfg, seed=0, bf16=False)
+    data = with_reference(model, examples, tokenizer) if objective == "dpo" else examples
+    batch = ExampleCollator(0)(data)
+    contrastive = Contrastive.from_config(cfg)
+    model.eval()
+    with torch.no_grad():
+        before = forward_losses(model, batch, contrastive)
+    outcome = run_training(model, data, cfg, tmp_path, tokenizer)
+    model.eval()
+    with torch.no_grad():
+        after = forward_losses(model, batch, contrastive)
+    assert after.contrastive.item() < before.contrastive.item()
+    assert after.margin.item() > before.margin.item() + 0.05
+    assert all(row["contrastive"] is not None for row in outcome.log)
+
+
+def test_dpo_without_reference_log_probs_is_refused(student, examples):
+    model = load_student(student, None, TrainConfig(), seed=0, bf16=False)
+    with pytest.raises(ValueError, match="reference log-probs"):
+        forward_losses(model, ExampleCollator(0)(examples), Contrastive(1.0, 1.0, 0.0, "dpo"))
+
+
+def test_score_sequences_equals_log_probs_from_the_full_logits(student, examples):
+    model = load_student(student, None, TrainConfig(), seed=0, bf16=False)
+    sequences = [e["sft"] for e in examples if "sft" in e]
+    scores = score_sequences(model, sequences, pad_token_id=0, batch_size=1)
+    batch = ExampleCollator(0)([{"sft": s} for s in sequences])
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    sums, means = sequence_logprob(*token_logprobs(logits, batch["labels"]))
+    assert [s for s, _ in scores] == pytest.approx(sums.tolist(), rel=1e-5)
+    assert [m for _, m in scores] == pytest.approx(means.tolist(), rel=1e-5)
+
+
+def test_infonce_groups_go_through_one_forward_pass(student, examples):
+    """A group of two negatives: the batch holds chosen + 2 rejected rows, both in group 0."""
+    pair = next(e for e in examples if "chosen" in e)
+    group = pair | {"rejected": [pair["rejected"][0], examples[0]["sft"]]}
+    batch = ExampleCollator(0)([group])
+    assert batch["input_ids"].shape[0] == 3 and batch["group"].tolist() == [0, 0]
+    model = load_student(student, None, TrainConfig(), seed=0, bf16=False)
+    terms = measure_with(model, batch, Contrastive(1.0, 2.0, 0.0, "infonce"))
+    assert terms.nll is None and terms.contrastive.item() > 0
+
+
+def measure_with(model, batch, contrastive: Contrastive):
+    model.eval()
+    with torch.no_grad():
+        return forward_losses(model, batch, contrastive)
+
+
+# ------------------------------------------------------------------ resuming
+class StopAt(TrainerCallback):
+    """Kill stand-in: raise at the end of `step` (after the Trainer's checkpoints before it)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"stopped at step {self.step}")
+
+
+def test_a_stopped_training_resumes_from_its_checkpoint_to_the_same_weights(
+    student, examples, tokenizer, tmp_path
+):
+    cfg = TrainConfig(**(FAST | {"max_steps": 6, "save_steps": 2}))
+    whole = load_student(student, None, cfg, seed=0, bf16=False)
+    reference = run_training(whole, examples, cfg, tmp_path / "whole", tokenizer)
+    # the last step saves no trainer checkpoint: the stage saves the model itself
+    assert sorted(p.name for p in (tmp_path / "whole").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
+    stopped = load_student(student, None, cfg, seed=0, bf16=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(stopped, examples, cfg, tmp_path / "cut", tokenizer, callbacks=[StopAt(3)])
+    assert last_complete_checkpoint(tmp_path / "cut").name == "checkpoint-2"
+    again = load_student(student, None, cfg, seed=0, bf16=False)
+    resumed = run_training(again, examples, cfg, tmp_path / "cut", tokenizer)
+    assert resumed.resumed_from_step == 2 and reference.resumed_from_step == 0
+    assert resumed.steps == reference.steps == 6
+    assert resumed.log == reference.log
+    final = dict(whole.named_parameters())
+    assert all(torch.equal(p, final[n]) for n, p in again.named_parameters())
+
+
+def test_a_torn_checkpoint_is_skipped_and_removed(tmp_path):
+    good, torn, half = (
+        tmp_path / "checkpoint-2",
+        tmp_path / "checkpoint-4",
+        tmp_path / "checkpoint-6",
+    )
+    for directory in (good, torn, half):
+        directory.mkdir()
+    (good / "trainer_state.json").write_text("{}")
+    (half / "trainer_state.json").write_text('{"global_st')  # killed while writing it
+    assert last_complete_checkpoint(tmp_path) == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+# ------------------------------------------------------------------ SFIM tokens
+def test_full_fine_tuning_grows_the_embeddings_to_a_tokenizer_with_fim_sentinels(student):
+    tokenizer = load_tokenizer(student, need_chat_template=True)
+    cfg = TrainConfig(method="full", sfim_ratio=0.5)
+    assert needs_new_fim_tokens(tokenizer, cfg) == ["<fim_prefix>", "<fim_middle>", "<fim_suffix>"]
+    assert needs_new_fim_tokens(tokenizer, TrainConfig()) == []  # SFIM off: nothing needed
+    ensure_fim_tokens(tokenizer, None, FimTokens())
+    assert needs_new_fim_tokens(tokenizer, cfg) == []
+    model = load_student(student, None, cfg, seed=0, bf16=False, tokenizer=tokenizer)
+    assert model.get_input_embeddings().num_embeddings == len(tokenizer)
+    assert model.get_output_embeddings().weight.shape[0] == len(tokenizer)
