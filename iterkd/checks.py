@@ -37,6 +37,7 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
             problems.append(f"models.{role}: {problem}")
         else:
             notes.append(f"models.{role}: {spec.backend} {spec.path or spec.endpoints}")
+    problems += _train_problems(cfg)
     reference = cfg.synthesize.perplexity_model
     if reference and not reference.startswith(TINY_PREFIX):
         try:
@@ -46,6 +47,37 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
     if problems:
         raise ConfigError(f"{where}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
     return notes
+
+
+def _train_problems(cfg: RunConfig) -> list[str]:
+    """The train stage's own settings: the accelerate config file, and SFIM's sentinels with
+    LoRA (a LoRA adapter cannot carry new embedding rows, so they must exist already)."""
+    train, problems = cfg.train, []
+    if train.accelerate_config and not Path(train.accelerate_config).expanduser().is_file():
+        problems.append(f"train.accelerate_config: {train.accelerate_config} does not exist")
+    if train.sfim_ratio > 0 and train.method == "lora":
+        missing = _missing_fim_tokens(cfg)
+        if missing:
+            problems.append(
+                f"train.sfim_ratio: the student's tokenizer lacks the FIM sentinels {missing}; "
+                "set train.fim_tokens to its own or use train.method: full (which adds them)"
+            )
+    return problems
+
+
+def _missing_fim_tokens(cfg: RunConfig) -> list[str]:
+    names = cfg.train.fim_tokens
+    tokens = [names.prefix, names.middle, names.suffix]
+    path = cfg.models.student.path or ""
+    if path.startswith(TINY_PREFIX):
+        return tokens  # the tiny tokenizer has no FIM sentinels
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(Path(path).expanduser(), local_files_only=True)
+    except (OSError, ValueError):
+        return []  # the model check reports an unreadable tokenizer
+    return [t for t in tokens if len(tokenizer(t, add_special_tokens=False)["input_ids"]) != 1]
 
 
 def _model_problem(spec: ModelSpec, role: str) -> str | None:

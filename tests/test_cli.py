@@ -53,6 +53,14 @@ def test_missing_and_malformed_data_files(tmp_path: Path, capsys) -> None:
     _fails(args, capsys, "data.eval", f"{bad} line 1")
 
 
+def test_train_settings_that_cannot_work(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "fsdp.yaml"
+    args = ["validate", CONFIG, f"train.accelerate_config={missing}", "train.sfim_ratio=0.5"]
+    err = _fails(args, capsys, "2 problem(s)", "train.accelerate_config", str(missing))
+    assert "train.sfim_ratio: the student's tokenizer lacks the FIM sentinels" in err
+    assert main(["validate", CONFIG, "train.sfim_ratio=0.5", "train.method=full"]) == 0
+
+
 @pytest.fixture
 def run(tmp_path: Path) -> RunDir:
     return RunDir.create(tmp_path / "run", load_config(CONFIG))

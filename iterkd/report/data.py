@@ -17,7 +17,7 @@ Schema (version 1), round report:
     transitions{previous, rows{from (easy|medium|hard|new): {to (easy|medium|hard|left): n}}},
     synthesis{funnel[[step, n]], rejections[{reason, count, example}], next_pool, note},
     findings{teacher|student|student_after: [[code, n]]},
-    training{summary{...}, log[{step, loss, nll, contrastive, margin}]},
+    training{summary{...}, log[{step, loss, nll, sfim, contrastive, margin}]},
     questions[{id, prompt, bucket, bucket_history, fused, views, attempts, passed, failure_kinds,
                teacher_passed[passed, of], sample_stage, sample{id, code, finish_reason, status,
                passed, tests[passed, of], message, findings}, judge{raw, error, overall, judged}}]
@@ -45,7 +45,7 @@ FUNNEL = (
     "requested", "generated", "parsed", "validated", "not_duplicate", "not_contaminated",
     "perplexity_ok", "quality_ok", "accepted",
 )  # fmt: skip
-TRAIN_COLUMNS = ("step", "loss", "nll", "contrastive", "margin")
+TRAIN_COLUMNS = ("step", "loss", "nll", "sfim", "contrastive", "margin")
 GENERATION_KEYS = ("generation", "judge_generation", "quality_generation")
 
 
@@ -321,7 +321,16 @@ def training(source: RunSource, label: str, info: StageInfo) -> dict[str, Any] |
         return None
     rows = source.jsonl(label, "train", "train_log.jsonl") or []
     log = [{k: row.get(k) for k in TRAIN_COLUMNS} for row in rows]
-    keys = ("checkpoint", "steps", "sft_rows", "pairs", "loss_first", "loss_last")
+    keys = (
+        "checkpoint",
+        "objective",
+        "steps",
+        "sft_rows",
+        "sfim_rows",
+        "pairs",
+        "loss_first",
+        "loss_last",
+    )
     summary = {k: info.summary.get(k) for k in (*keys, "margin_first", "margin_last", "note")}
     return {"summary": summary, "log": log}
 

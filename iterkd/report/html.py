@@ -192,6 +192,8 @@ def training_section(training: dict[str, Any]) -> str:
     # nll and contrastive beside the loss: a batch of pairs only has no nll, and its loss is
     # the weighted contrastive term alone, so the loss curve can jump between batch kinds
     losses = {key: _curve(log, key) for key in ("loss", "nll", "contrastive")}
+    if any(row.get("sfim") is not None for row in log):  # SFIM rows are optional
+        losses["sfim"] = _curve(log, "sfim")
     plots = [
         svg.line_chart(losses, title="loss per step"),
         svg.line_chart({"margin": _curve(log, "margin")}, title="margin per step"),

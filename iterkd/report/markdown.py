@@ -153,9 +153,9 @@ def _findings(findings: dict[str, list[list[Any]]]) -> str:
 def _training(training: dict[str, Any]) -> str:
     summary = training["summary"]
     out = table(list(summary), [list(summary.values())])
-    rows = [[row.get(k) for k in ("step", "loss", "nll", "contrastive", "margin")]
-            for row in training["log"]]  # fmt: skip
-    return out + "\n" + table(["step", "loss", "nll", "contrastive", "margin"], rows)
+    columns = ["step", "loss", "nll", "sfim", "contrastive", "margin"]
+    rows = [[row.get(k) for k in columns] for row in training["log"]]
+    return out + "\n" + table(columns, rows)
 
 
 def _questions(questions: list[dict[str, Any]]) -> str:

@@ -137,10 +137,11 @@ def candidate_faults(
 
 
 def _ranked(faults: list[SampleRecord], rank: Mapping[str, float] | None) -> list[SampleRecord]:
-    """Hardest first (highest rank; ties by index) when ranked, else as they came."""
+    """Hardest first (highest rank; ties by index) when ranked, else as they came. A fault
+    without a rank (too long to be scored) comes last."""
     if rank is None:
         return faults
-    return sorted(faults, key=lambda s: (-rank[s.id], s.index))
+    return sorted(faults, key=lambda s: (-rank.get(s.id, float("-inf")), s.index))
 
 
 def select_pairs(
