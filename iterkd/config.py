@@ -145,6 +145,10 @@ class TrainConfig(_Strict):
     max_steps: PositiveInt | None = Field(None, description="optimizer steps; None: `epochs`")
     batch_size: PositiveInt = Field(8, description="examples (an SFT row or a pair) per step")
     gradient_accumulation_steps: PositiveInt = 1
+    batching: Literal["random", "group_by_length"] = Field(
+        "random",
+        description="group_by_length: batches of similar lengths (less padding), still seeded",
+    )
     logging_steps: PositiveInt = Field(1, description="optimizer steps per train_log.jsonl line")
     max_length: PositiveInt = Field(512, description="prompt + answer tokens; answers are cut")
     max_rows_per_question: PositiveInt = 4

@@ -375,7 +375,7 @@ def training_arguments(
     )
 
 
-def train_student(
+def build_trainer(
     model: Any,
     examples: Sequence[Example],
     cfg: TrainConfig,
@@ -387,16 +387,18 @@ def train_student(
     bf16: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
     sequential: bool = False,
-) -> TrainOutcome:
-    """Train `model` on `examples` and return it with its log; resumes from the newest
-    complete trainer checkpoint in `output_dir` (the caller clears a folder of other inputs).
-    `sequential`: batches in the examples' order instead of a seeded shuffle (benchmarks)."""
+) -> DistillationTrainer:
+    """The trainer of `model` on `examples`. `sequential`: batches in the examples' order
+    instead of a seeded shuffle (benchmarks)."""
     from datasets import Dataset
 
     args = training_arguments(cfg, output_dir, seed=seed, use_cpu=use_cpu, bf16=bf16)
     if sequential:
         args.train_sampling_strategy = "sequential"
-    trainer = DistillationTrainer(
+    elif cfg.batching == "group_by_length":
+        args.train_sampling_strategy = "group_by_length"
+        examples = [e | {"length": example_length(e)} for e in examples]
+    return DistillationTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(_uniform(examples)),
@@ -405,7 +407,16 @@ def train_student(
         callbacks=[LogLastStep(), *callbacks],
         contrastive=Contrastive.from_config(cfg),
     )
-    resume = last_complete_checkpoint(output_dir)
+
+
+def train_student(
+    model: Any, examples: Sequence[Example], cfg: TrainConfig, **kwargs: Any
+) -> TrainOutcome:
+    """Train `model` on `examples` (`build_trainer`'s keywords) and return it with its log;
+    resumes from the newest complete trainer checkpoint in `output_dir` (the caller clears a
+    folder of other inputs)."""
+    trainer = build_trainer(model, examples, cfg, **kwargs)
+    resume = last_complete_checkpoint(Path(kwargs["output_dir"]))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return TrainOutcome(
         model=trainer.model,
@@ -413,6 +424,13 @@ def train_student(
         log=log_rows(trainer.state.log_history),
         resumed_from_step=_checkpoint_step(resume) if resume else 0,
     )
+
+
+def example_length(example: Example) -> int:
+    """The longest sequence an example puts in a batch (the batch is padded to the longest)."""
+    if example.get("sft") is not None:
+        return len(example["sft"]["input_ids"])
+    return max(len(side["input_ids"]) for side in [example["chosen"], *example["rejected"]])
 
 
 def _uniform(examples: Sequence[Example]) -> list[Example]:

@@ -20,6 +20,7 @@ from iterkd.training.sfim import FimTokens, ensure_fim_tokens
 from iterkd.training.trainer import (
     Contrastive,
     ExampleCollator,
+    build_trainer,
     forward_losses,
     last_complete_checkpoint,
     load_student,
@@ -362,3 +363,24 @@ def test_full_fine_tuning_grows_the_embeddings_to_a_tokenizer_with_fim_sentinels
     model = load_student(student, None, cfg, seed=0, bf16=False, tokenizer=tokenizer)
     assert model.get_input_embeddings().num_embeddings == len(tokenizer)
     assert model.get_output_embeddings().weight.shape[0] == len(tokenizer)
+
+
+def test_group_by_length_batches_pad_less_than_random_ones(student, tokenizer, tmp_path):
+    """Rows of 8 lengths from 20 to 160 tokens, 4 of each, batches of 4."""
+    rows = [
+        {"sft": {"input_ids": [5] * n, "labels": [5] * n}, "weight": 1.0, "objective": "sft"}
+        for n in range(20, 180, 20)
+        for _ in range(4)
+    ]
+
+    def padding(batching: str) -> int:
+        cfg = TrainConfig(batching=batching, batch_size=4, max_steps=1)
+        model = load_student(student, None, cfg, seed=0, bf16=False)
+        trainer = build_trainer(
+            model, rows, cfg, seed=0, output_dir=tmp_path, tokenizer=tokenizer, use_cpu=True
+        )
+        batches = list(trainer.get_train_dataloader())
+        assert sum(b["num_nll"] for b in batches) == len(rows)
+        return sum(int((b["attention_mask"] == 0).sum()) for b in batches)
+
+    assert padding("group_by_length") < padding("random") / 2
