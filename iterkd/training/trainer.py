@@ -45,6 +45,7 @@ from iterkd.config import TrainConfig
 from iterkd.modeling import load_model
 from iterkd.training.data import IGNORE_INDEX, Example
 from iterkd.training.losses import (
+    Objective,
     cpo_loss,
     dpo_loss,
     infonce_loss,
@@ -64,7 +65,7 @@ class Contrastive:
     weight: float
     beta: float
     gamma: float
-    loss: Literal["margin", "cpo", "dpo", "infonce"] = "margin"
+    loss: Objective = "margin"
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> Contrastive:
