@@ -4,9 +4,9 @@
            + contrastive_weight * objective(chosen, rejected)     (objectives: see losses.py)
 
 A batch holds NLL rows and contrastive groups (see `iterkd.training.data`); the collator stacks
-them as [NLL rows..., chosen..., rejected...] so one forward pass scores all of them, and TRL's
-fused LM head (`add_fused_lm_head`) returns per-token log-probs of the labelled positions without
-materialising [N, T, V] logits. A group's chosen answer is not added to the NLL: it is one of its
+them as [NLL rows..., chosen..., rejected...] so one forward pass scores all of them, and on a
+GPU TRL's fused LM head (`add_fused_lm_head`) returns per-token log-probs of the labelled
+positions without materialising [N, T, V] logits (on CPU the full logits are faster). A group's chosen answer is not added to the NLL: it is one of its
 question's SFT rows already (by construction), which anchors the reference-free objectives
 without weighting those rows twice. `dpo`'s reference log-probs come with the examples: the
 train stage scores them once with the round-start student (`score_sequences`) before training.
@@ -51,6 +51,7 @@ from iterkd.training.losses import (
     infonce_loss,
     margin_loss,
     sequence_logprob,
+    token_logprobs,
     weighted_nll,
 )
 from iterkd.training.sfim import FimTokens
@@ -133,22 +134,33 @@ def _reference(groups: list[Example]) -> dict[str, torch.Tensor]:
     }
 
 
-def token_logprobs_fused(model: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probs [N, T-1] of the labelled positions (0 elsewhere) and their mask,
-    through the fused LM head `prepare_model` added: no [N, T, V] logits are kept."""
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        labels=batch["labels"],
-        fused_lm_head=True,
-    )
-    return out.log_probs, out.label_mask
+def model_logprobs(
+    model: Any, batch: dict[str, Any], fused: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs [N, T-1] of the labelled positions (0 elsewhere) and their mask.
+
+    On a GPU through the fused LM head `load_student` added (Triton: only the labelled positions
+    are projected, no [N, T, V] logits are kept); on CPU from the full logits, which is faster
+    there (TRL's CPU fallback projects every position, tile by tile, in Python). `fused` forces
+    one or the other."""
+    if fused is None:
+        fused = batch["input_ids"].device.type in ("cuda", "xpu")
+    if fused:
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+            fused_lm_head=True,
+        )
+        return out.log_probs, out.label_mask
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return token_logprobs(logits, batch["labels"])
 
 
 def forward_losses(model: Any, batch: dict[str, Any], contrastive: Contrastive) -> LossTerms:
     """One forward pass over the whole batch, then the weighted NLL on the NLL rows and the
     contrastive objective on the groups; a term whose part of the batch is empty is left out."""
-    logps, mask = token_logprobs_fused(model, batch)
+    logps, mask = model_logprobs(model, batch)
     n_rows, n_groups = int(batch["num_nll"]), int(batch["num_groups"])
     loss = logps.new_zeros(())
     nll = sfim = pair_loss = margin = None
@@ -212,7 +224,7 @@ def score_sequences(
         chunk = order[start : start + batch_size]
         batch = collate([{"sft": sequences[i]} for i in chunk])
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        sums, means = sequence_logprob(*token_logprobs_fused(model, batch))
+        sums, means = sequence_logprob(*model_logprobs(model, batch))
         for i, total, mean in zip(chunk, sums.tolist(), means.tolist(), strict=True):
             scores[i] = (total, mean)
     model.train(was_training)

@@ -25,6 +25,7 @@ from iterkd.training.trainer import (
     last_complete_checkpoint,
     load_student,
     log_rows,
+    model_logprobs,
     needs_new_fim_tokens,
     save_checkpoint,
     score_sequences,
@@ -384,3 +385,15 @@ def test_group_by_length_batches_pad_less_than_random_ones(student, tokenizer, t
         return sum(int((b["attention_mask"] == 0).sum()) for b in batches)
 
     assert padding("group_by_length") < padding("random") / 2
+
+
+def test_the_fused_lm_head_gives_the_log_probs_of_the_full_logits(student, examples):
+    """On CPU the trainer takes the full logits (faster there); the fused head it takes on a
+    GPU must agree (its Triton path is checked in test_trainer_gpu.py)."""
+    model = load_student(student, None, TrainConfig(), seed=0, bf16=False)
+    batch = ExampleCollator(0)(examples)
+    with torch.no_grad():
+        fused, fused_mask = model_logprobs(model, batch, fused=True)
+        full, full_mask = model_logprobs(model, batch)
+    assert torch.equal(fused_mask, full_mask)
+    torch.testing.assert_close(fused, full, rtol=1e-5, atol=1e-5)

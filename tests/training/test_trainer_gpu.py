@@ -16,7 +16,7 @@ from iterkd.training.trainer import (
     ExampleCollator,
     compile_layers,
     forward_losses,
-    token_logprobs_fused,
+    model_logprobs,
     train_student,
 )
 
@@ -76,7 +76,7 @@ def test_fused_log_probs_on_cuda_match_the_full_logits():
         for k, v in ExampleCollator(0)(examples(4, 64)).items()
     }
     with torch.no_grad():
-        fused, mask = token_logprobs_fused(model, batch)
+        fused, mask = model_logprobs(model, batch)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         reference, reference_mask = token_logprobs(logits.float(), batch["labels"])
     assert torch.equal(mask, reference_mask)
