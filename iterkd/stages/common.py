@@ -17,6 +17,7 @@ from iterkd.generation import (
     GenerationReport,
     Message,
     Prompt,
+    Sample,
     SamplingParams,
     generate,
 )
@@ -117,14 +118,32 @@ def sample_answers(
         seed=ctx.seed,
     )
     prompts = [solve_prompt(q) for q in questions]
+    results, counts = generate_once(ctx, spec, role, prompts, params, cache_name, ctx.stage)
+    records = [to_record(q.id, role, s) for q in questions for s in results[q.id]]
+    return records, counts
+
+
+def generate_once(
+    ctx: StageContext,
+    spec: ModelSpec,
+    role: str,
+    prompts: Sequence[Prompt],
+    params: SamplingParams,
+    cache_name: str,
+    description: str | None = None,
+) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
+    """Open the model's backend, answer `prompts` through this step's `cache_name` cache, close
+    the backend: (samples by prompt key, the generation counts for the summary)."""
     backend = open_backend(spec, role)
     try:
-        with ctx.cache(cache_name) as cache, progress(len(prompts), f"{ctx.stage}") as bar:
+        with (
+            ctx.cache(cache_name) as cache,
+            progress(len(prompts), description or cache_name) as bar,
+        ):
             results, report = generate(backend, prompts, params, cache, progress=bar)
     finally:
         backend.close()
-    records = [to_record(q.id, role, s) for q in questions for s in results[q.id]]
-    return records, report_counts(ctx, cache_name, report)
+    return results, report_counts(ctx, cache_name, report)
 
 
 # counts that depend on how the step went, not on its result: a resumed step finds part of its

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from iterkd.feedback import Evidence, question_feedback, view_means
-from iterkd.generation import Sample, SamplingParams, generate
-from iterkd.generation.factory import open_backend
+from iterkd.generation import Sample, SamplingParams
 from iterkd.judge import JudgeRecord, judge_prompt, judge_record
 from iterkd.questions import Question
 from iterkd.records import (
@@ -31,8 +30,7 @@ from iterkd.records import (
 from iterkd.stages.common import (
     StageContext,
     count_by,
-    progress,
-    report_counts,
+    generate_once,
     round_questions,
     sample_answers,
     student_spec,
@@ -92,14 +90,8 @@ def judge_samples(
         seed=ctx.seed,
     )  # fmt: skip
     prompts = [judge_prompt(questions[s.question_id], s) for s in samples if s.code.strip()]
-    backend = open_backend(spec, "judge")
-    try:
-        with ctx.cache("judge") as cache, progress(len(prompts), "judge") as bar:
-            results, report = generate(backend, prompts, params, cache, progress=bar)
-    finally:
-        backend.close()
-    records = [_judged(s, results.get(s.id)) for s in samples]
-    return records, report_counts(ctx, "judge", report)
+    results, counts = generate_once(ctx, spec, "judge", prompts, params, "judge")
+    return [_judged(s, results.get(s.id)) for s in samples], counts
 
 
 def _judged(sample: SampleRecord, replies: list[Sample] | None) -> JudgeRecord:

@@ -37,6 +37,7 @@ from iterkd.stages.common import (
     RUN_DEPENDENT_COUNTS,
     StageContext,
     count_by,
+    generate_once,
     progress,
     report_counts,
     round_questions,
@@ -163,13 +164,8 @@ def quality_judge(ctx: StageContext, report: dict[str, Any]) -> Judge | None:
     )  # fmt: skip
 
     def judge(prompts: Sequence[Prompt]) -> dict[str, str | None]:
-        backend = open_backend(spec, "judge")
-        try:
-            with ctx.cache("quality") as cache, progress(len(prompts), "quality") as bar:
-                results, generated = generate(backend, prompts, params, cache, progress=bar)
-        finally:
-            backend.close()
-        _add_counts(report, report_counts(ctx, "quality", generated))
+        results, counts = generate_once(ctx, spec, "judge", prompts, params, "quality")
+        _add_counts(report, counts)
         return {  # a prompt longer than the judge's context is skipped: None, not a reply
             key: None if samples[0].finish_reason == "skipped" else samples[0].text
             for key, samples in results.items()
