@@ -66,18 +66,18 @@ def _train_problems(cfg: RunConfig) -> list[str]:
 
 
 def _missing_fim_tokens(cfg: RunConfig) -> list[str]:
-    names = cfg.train.fim_tokens
-    tokens = [names.prefix, names.middle, names.suffix]
+    from iterkd.training.sfim import fim_tokens, needs_new_fim_tokens
+
     path = cfg.models.student.path or ""
     if path.startswith(TINY_PREFIX):
-        return tokens  # the tiny tokenizer has no FIM sentinels
+        return fim_tokens(cfg.train).as_list()  # the tiny tokenizer has no FIM sentinels
     try:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(Path(path).expanduser(), local_files_only=True)
     except (OSError, ValueError):
         return []  # the model check reports an unreadable tokenizer
-    return [t for t in tokens if len(tokenizer(t, add_special_tokens=False)["input_ids"]) != 1]
+    return needs_new_fim_tokens(tokenizer, cfg.train)
 
 
 def _model_problem(spec: ModelSpec, role: str) -> str | None:

@@ -48,7 +48,14 @@ from iterkd.training.data import (
     sft_examples,
 )
 from iterkd.training.job import TrainJob
-from iterkd.training.sfim import choose_mode, ensure_fim_tokens, format_fim, sfim_rows
+from iterkd.training.sfim import (
+    choose_mode,
+    ensure_fim_tokens,
+    fim_tokens,
+    format_fim,
+    needs_new_fim_tokens,
+    sfim_rows,
+)
 
 if TYPE_CHECKING:
     from iterkd.training.trainer import CheckpointKind
@@ -114,8 +121,6 @@ def _select(
 def _add_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> None:
     """SFIM's sentinels the tokenizer lacks are added (the full model's embeddings grow with
     it); a LoRA adapter cannot carry new embedding rows to vLLM and later rounds: refused."""
-    from iterkd.training.trainer import fim_tokens, needs_new_fim_tokens
-
     if not (missing := needs_new_fim_tokens(tokenizer, cfg)):
         return
     if cfg.method == "lora":
@@ -176,8 +181,6 @@ def _groups(
 
 def _sfim_items(ctx: StageContext, rows: list[SampleRecord]) -> list[tuple[str, str, str]]:
     """(question id, context, middle) of the SFIM rows cut from the SFT rows' code."""
-    from iterkd.training.trainer import fim_tokens
-
     cfg = ctx.cfg.train
     if cfg.sfim_ratio == 0:
         return []

@@ -23,7 +23,10 @@ import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from iterkd.config import TrainConfig
 
 FimMode = Literal["psm", "spm"]
 MAX_RUN = 4  # longest run of sibling statements masked together: keeps the candidate list small
@@ -207,7 +210,7 @@ def ensure_fim_tokens(tokenizer: Any, model: Any, tokens: FimTokens) -> list[str
     """Add the sentinels the tokenizer does not know as single tokens, as special tokens, and grow
     `model`'s embeddings (when given) to the tokenizer's size. Returns the tokens added; a second
     call adds nothing."""
-    missing = [token for token in tokens.as_list() if not _is_single_token(tokenizer, token)]
+    missing = missing_fim_tokens(tokenizer, tokens)
     if not missing:
         return []
     # transformers 5: the key is "extra_special_tokens", and the default
@@ -216,15 +219,31 @@ def ensure_fim_tokens(tokenizer: Any, model: Any, tokens: FimTokens) -> list[str
     tokenizer.add_special_tokens(
         {"extra_special_tokens": missing}, replace_extra_special_tokens=False
     )
-    failed = [token for token in missing if not _is_single_token(tokenizer, token)]
+    failed = [token for token in missing if not is_single_token(tokenizer, token)]
     if failed:
         raise ValueError(f"the tokenizer still splits {failed} after adding them")
     if model is not None:
-        _grow_embeddings(model, len(tokenizer))
+        grow_embeddings(model, len(tokenizer))
     return missing
 
 
-def _is_single_token(tokenizer: Any, token: str) -> bool:
+def fim_tokens(cfg: TrainConfig) -> FimTokens:
+    """The sentinels `train.fim_tokens` names."""
+    names = cfg.fim_tokens
+    return FimTokens(names.prefix, names.middle, names.suffix)
+
+
+def needs_new_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> list[str]:
+    """The sentinels SFIM would have to add to this tokenizer (none when SFIM is off)."""
+    return missing_fim_tokens(tokenizer, fim_tokens(cfg)) if cfg.sfim_ratio > 0 else []
+
+
+def missing_fim_tokens(tokenizer: Any, tokens: FimTokens) -> list[str]:
+    """The sentinels this tokenizer does not know as single tokens."""
+    return [token for token in tokens.as_list() if not is_single_token(tokenizer, token)]
+
+
+def is_single_token(tokenizer: Any, token: str) -> bool:
     """Known (an id other than unk) and encoded as exactly that id: a vocabulary entry that the
     pre-tokenizer splits would still reach the model as several tokens."""
     token_id = tokenizer.convert_tokens_to_ids(token)
@@ -233,7 +252,7 @@ def _is_single_token(tokenizer: Any, token: str) -> bool:
     return tokenizer.encode(token, add_special_tokens=False) == [token_id]
 
 
-def _grow_embeddings(model: Any, size: int) -> None:
+def grow_embeddings(model: Any, size: int) -> None:
     """Resize only to grow: many checkpoints pad their embeddings past the tokenizer's length
     (to a multiple of 64 or 128), and the added ids may already have rows there. New rows start
     at the mean of the old ones (mean_resizing), which keeps the model's next-token distribution

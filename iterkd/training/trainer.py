@@ -54,7 +54,7 @@ from iterkd.training.losses import (
     token_logprobs,
     weighted_nll,
 )
-from iterkd.training.sfim import FimTokens
+from iterkd.training.sfim import grow_embeddings
 
 LOG_KEYS = ("loss", "nll", "sfim", "contrastive", "margin", "learning_rate", "grad_norm")
 CheckpointKind = Literal["adapter", "full"]
@@ -301,9 +301,8 @@ def load_student(
     model = load_model(path, device="cpu", dtype=dtype, role="student")  # the Trainer moves it
     if cfg.method == "full":
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload() if adapter else model
-        if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().num_embeddings:
-            # SFIM's sentinels were added to the tokenizer (`needs_new_fim_tokens`)
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        if tokenizer is not None:  # SFIM may have added sentinels to it
+            grow_embeddings(model, len(tokenizer))
     add_fused_lm_head(model)  # before PEFT wraps the model (TRL's rule)
     if cfg.method == "lora":
         model = _with_lora(model, adapter, cfg)
@@ -325,22 +324,6 @@ def _with_lora(model: Any, adapter: str | Path | None, cfg: TrainConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)
-
-
-def fim_tokens(cfg: TrainConfig) -> FimTokens:
-    return FimTokens(cfg.fim_tokens.prefix, cfg.fim_tokens.middle, cfg.fim_tokens.suffix)
-
-
-def needs_new_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> list[str]:
-    """The sentinels SFIM would have to add to this tokenizer (none when SFIM is off)."""
-    if cfg.sfim_ratio == 0:
-        return []
-    return [t for t in fim_tokens(cfg).as_list() if not _single_token(tokenizer, t)]
-
-
-def _single_token(tokenizer: Any, token: str) -> bool:
-    ids = tokenizer(token, add_special_tokens=False)["input_ids"]
-    return len(ids) == 1 and ids[0] != tokenizer.unk_token_id
 
 
 def compile_layers(model: Any) -> int:

@@ -16,7 +16,7 @@ from iterkd.records import SampleRecord
 from iterkd.stages.common import solve_prompt
 from iterkd.training.data import IGNORE_INDEX, build_examples
 from iterkd.training.losses import sequence_logprob, token_logprobs
-from iterkd.training.sfim import FimTokens, ensure_fim_tokens
+from iterkd.training.sfim import FimTokens, ensure_fim_tokens, needs_new_fim_tokens
 from iterkd.training.trainer import (
     Contrastive,
     ExampleCollator,
@@ -26,7 +26,6 @@ from iterkd.training.trainer import (
     load_student,
     log_rows,
     model_logprobs,
-    needs_new_fim_tokens,
     save_checkpoint,
     score_sequences,
     torch_threads,
