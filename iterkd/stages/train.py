@@ -170,13 +170,10 @@ def _groups(
     faults: dict[str, list[SampleRecord]],
     rank: dict[str, float] | None,
 ) -> list[Group]:
-    # select_* take the student's samples and verdicts: every fault is failed by construction
-    student = [s for group in faults.values() for s in group]
-    failed = dict.fromkeys((s.id for s in student), False)
     cap = cfg.max_pairs_per_question
     if cfg.contrastive_loss == "infonce":
-        return select_groups(rows, student, failed, cap, cfg.infonce_negatives, rank)
-    return [(c, (r,)) for c, r in select_pairs(rows, student, failed, cap, rank)]
+        return select_groups(rows, faults, cap, cfg.infonce_negatives, rank)
+    return [(c, (r,)) for c, r in select_pairs(rows, faults, cap, rank)]
 
 
 def _sfim_items(ctx: StageContext, rows: list[SampleRecord]) -> list[tuple[str, str, str]]:

@@ -146,16 +146,15 @@ def _ranked(faults: list[SampleRecord], rank: Mapping[str, float] | None) -> lis
 
 def select_pairs(
     rows: Sequence[SampleRecord],
-    student: Sequence[SampleRecord],
-    passed: Mapping[str, bool],
+    faults: Mapping[str, list[SampleRecord]],
     max_per_question: int,
     rank: Mapping[str, float] | None = None,
 ) -> list[Pair]:
-    """(SFT row, student fault) pairs of the same question, capped per question."""
+    """(SFT row, fault) pairs of the same question, capped per question; `faults` as
+    `candidate_faults` gives them."""
     pairs: list[Pair] = []
-    faults = candidate_faults(rows, student, passed)
     for question_id, chosen in _by_question(rows).items():
-        rejected = _ranked(faults[question_id], rank)
+        rejected = _ranked(faults.get(question_id, []), rank)
         order = sorted(product(range(len(chosen)), range(len(rejected))), key=_shell_order)
         pairs += [(chosen[i], rejected[j]) for i, j in order[:max_per_question]]
     return pairs
@@ -163,19 +162,18 @@ def select_pairs(
 
 def select_groups(
     rows: Sequence[SampleRecord],
-    student: Sequence[SampleRecord],
-    passed: Mapping[str, bool],
+    faults: Mapping[str, list[SampleRecord]],
     max_per_question: int,
     negatives: int,
     rank: Mapping[str, float] | None = None,
 ) -> list[Group]:
     """InfoNCE groups: per question up to `max_per_question` chosen answers, each with up to
     `negatives` faults; group k's negatives start k places further along the (ranked) faults,
-    so several chosen answers see different negatives when there are more than `negatives`."""
+    so several chosen answers see different negatives when there are more than `negatives`.
+    `faults` as `candidate_faults` gives them."""
     groups: list[Group] = []
-    faults = candidate_faults(rows, student, passed)
     for question_id, chosen in _by_question(rows).items():
-        rejected = _ranked(faults[question_id], rank)
+        rejected = _ranked(faults.get(question_id, []), rank)
         if not rejected:
             continue
         take = min(negatives, len(rejected))

@@ -52,6 +52,7 @@ from iterkd.training.losses import (
     margin_loss,
     sequence_logprob,
     token_logprobs,
+    token_nll,
     weighted_nll,
 )
 from iterkd.training.sfim import grow_embeddings
@@ -181,9 +182,7 @@ def _split_nll(
     """Unweighted token-mean NLL of the SFT rows and of the SFIM rows, for the log."""
 
     def part(rows: torch.Tensor) -> torch.Tensor | None:
-        if not rows.any():
-            return None
-        return -(logps[rows] * mask[rows]).sum() / mask[rows].sum().clamp(min=1)
+        return token_nll(logps[rows], mask[rows]) if rows.any() else None
 
     return part(~is_sfim), part(is_sfim)
 

@@ -112,7 +112,7 @@ def test_pairs_match_rows_with_failed_student_answers_of_the_same_question():
         sample("c", "student", 0, "z = 0"),  # failed, but no row for c
     ]
     passed = {"a/student/0": False, "a/student/1": True, "c/student/0": False}
-    pairs = select_pairs(rows, student, passed, 4)
+    pairs = select_pairs(rows, candidate_faults(rows, student, passed), 4)
     assert [(c.id, r.id) for c, r in pairs] == [("a/teacher/0", "a/student/0")]
 
 
@@ -124,7 +124,7 @@ def test_pairs_skip_faults_equal_to_a_correct_program_and_duplicate_faults():
         sample("a", "student", 2, "x =  0"),  # the same fault again
     ]
     passed = dict.fromkeys(ids(student), False)
-    pairs = select_pairs(rows, student, passed, 4)
+    pairs = select_pairs(rows, candidate_faults(rows, student, passed), 4)
     assert [(c.id, r.id) for c, r in pairs] == [("a/teacher/0", "a/student/1")]
 
 
@@ -132,10 +132,10 @@ def test_pairs_are_capped_and_spread_over_chosen_and_rejected():
     rows = [sample("a", "teacher", i, f"x = {i}") for i in range(3)]
     student = [sample("a", "student", i, f"x = -{i + 1}") for i in range(3)]
     passed = dict.fromkeys(ids(student), False)
-    pairs = select_pairs(rows, student, passed, 4)
+    pairs = select_pairs(rows, candidate_faults(rows, student, passed), 4)
     assert [(c.index, r.index) for c, r in pairs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    assert len(select_pairs(rows, student, passed, 100)) == 9
-    assert select_pairs(rows, student, passed, 4) == pairs  # deterministic
+    assert len(select_pairs(rows, candidate_faults(rows, student, passed), 100)) == 9
+    assert select_pairs(rows, candidate_faults(rows, student, passed), 4) == pairs  # deterministic
 
 
 # ------------------------------------------------------------------ encoding
@@ -270,21 +270,24 @@ def ranked_question():
 
 def test_pairs_ranked_hardest_first_ties_by_sample_index():
     rows, student, passed, rank = ranked_question()
-    pairs = select_pairs(rows, student, passed, 4, rank=rank)
+    pairs = select_pairs(rows, candidate_faults(rows, student, passed), 4, rank=rank)
     # hardest: 2 (-0.5); then 0 and 1 tie at -1.0: index 0 first, though 0 was cut (unranked, a
     # complete answer would come first)
     assert [(c.index, r.index) for c, r in pairs] == [(0, 2), (0, 0), (1, 2), (1, 0)]
-    assert [(c.index, r.index) for c, r in select_pairs(rows, student, passed, 1, rank=rank)] == [
+    assert [
+        (c.index, r.index)
+        for c, r in select_pairs(rows, candidate_faults(rows, student, passed), 1, rank=rank)
+    ] == [
         (0, 2)  # cap 1: the first chosen against the hardest fault
     ]
 
 
 def test_pairs_without_rank_keep_the_old_order():
     rows, student, passed, _ = ranked_question()
-    pairs = select_pairs(rows, student, passed, 4, rank=None)
+    pairs = select_pairs(rows, candidate_faults(rows, student, passed), 4, rank=None)
     # complete answers first, then by index: 1, 2, 3, then the cut 0
     assert [(c.index, r.index) for c, r in pairs] == [(0, 1), (0, 2), (1, 1), (1, 2)]
-    assert select_pairs(rows, student, passed, 4) == pairs
+    assert select_pairs(rows, candidate_faults(rows, student, passed), 4) == pairs
 
 
 # ------------------------------------------------------------------ InfoNCE groups
@@ -302,22 +305,30 @@ def as_indices(groups) -> list[tuple[str, tuple[int, ...]]]:
 
 def test_groups_shift_their_negatives_along_the_faults_and_wrap():
     rows, student, passed = groups_question()
-    groups = select_groups(rows, student, passed, max_per_question=3, negatives=2)
+    groups = select_groups(
+        rows, candidate_faults(rows, student, passed), max_per_question=3, negatives=2
+    )
     assert as_indices(groups) == [
         ("a/teacher/0", (0, 1)),
         ("a/teacher/1", (1, 2)),
         ("a/teacher/2", (2, 0)),  # wraps; b has no fault: no group
     ]
-    groups = select_groups(rows, student, passed, max_per_question=2, negatives=5)
+    groups = select_groups(
+        rows, candidate_faults(rows, student, passed), max_per_question=2, negatives=5
+    )
     assert as_indices(groups) == [("a/teacher/0", (0, 1, 2)), ("a/teacher/1", (1, 2, 0))]
 
 
 def test_groups_follow_the_ranked_faults():
     rows, student, passed = groups_question()
     rank = {"a/student/0": -3.0, "a/student/1": -2.0, "a/student/2": -1.0, "b/student/0": 0.0}
-    groups = select_groups(rows, student, passed, max_per_question=2, negatives=1, rank=rank)
+    groups = select_groups(
+        rows, candidate_faults(rows, student, passed), max_per_question=2, negatives=1, rank=rank
+    )
     assert as_indices(groups) == [("a/teacher/0", (2,)), ("a/teacher/1", (1,))]
-    groups = select_groups(rows, student, passed, max_per_question=1, negatives=2, rank=rank)
+    groups = select_groups(
+        rows, candidate_faults(rows, student, passed), max_per_question=1, negatives=2, rank=rank
+    )
     assert as_indices(groups) == [("a/teacher/0", (2, 1))]
 
 
