@@ -207,8 +207,10 @@ def _score(
     samples = [*rows, *(s for group in faults.values() for s in group)]
     encoded = {s.id: e for s in samples if (e := encoder.answer(s)) is not None}
     device, _, bf16 = _device(ctx, spec)
+    # one inference pass: compiling the layers would cost more than it saves
+    scoring = cfg.model_copy(update={"compile": False})
     with torch_threads(cfg.torch_threads):
-        model = load_student(_base_path(spec), spec.adapter, cfg, seed=ctx.seed, bf16=bf16)
+        model = load_student(_base_path(spec), spec.adapter, scoring, seed=ctx.seed, bf16=bf16)
         model.to(device)
         seqs = [e.as_dict() for e in encoded.values()]
         scores = score_sequences(model, seqs, encoder.tokenizer.pad_token_id, cfg.batch_size)
