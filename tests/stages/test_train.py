@@ -303,3 +303,18 @@ def test_a_killed_train_stage_resumes_from_its_trainer_checkpoint(tmp_path, tiny
     assert not run.is_complete(0, "train")
     run_stage(run, cfg, 0, "train")
     assert file_bytes(run.stage_dir(0, "train")) == file_bytes(reference.stage_dir(0, "train"))
+
+
+def test_a_failed_accelerate_launch_is_one_error_naming_its_log(tmp_path, tiny_models):
+    broken = tmp_path / "accelerate.yaml"
+    broken.write_text("distributed_type: NOT_A_BACKEND\nnum_processes: 2\n")
+    overrides = [*OVERRIDES, "train.num_processes=2", f"train.accelerate_config={broken}"]
+    run, cfg = new_run(tmp_path / "run", overrides)
+    (run.path / "logs").mkdir(exist_ok=True)
+    write_round(run, 0)
+    with pytest.raises(StageError, match="accelerate launch exited with") as error:
+        run_stage(run, cfg, 0, "train")
+    log = (run.path / "logs" / "000-train-accelerate.log").read_text()
+    assert "NOT_A_BACKEND" in log and "NOT_A_BACKEND" in str(error.value)
+    assert not run.is_complete(0, "train")
+    assert not (run.stage_dir(0, "train") / "checkpoint").exists()
