@@ -604,6 +604,8 @@ def _program(slot: Slot, job: dict, sandbox: str, res_w: int, out_w: int) -> Non
     if slot.opts["rlimits"]:
         _set_rlimits(job["limits"])
     if slot.uid is not None:
+        if job["kind"] == "exec":  # other interpreters reopen /dev/fd/3, which checks the owner
+            os.fchown(RESULT_FD, slot.uid, slot.uid)
         os.setgroups([])
         os.setresgid(slot.uid, slot.uid, slot.uid)
         os.setresuid(slot.uid, slot.uid, slot.uid)
@@ -618,7 +620,41 @@ def _program(slot: Slot, job: dict, sandbox: str, res_w: int, out_w: int) -> Non
     for name, text in job.get("files", {}).items():
         with open(os.path.join(sandbox, name), "w", encoding="utf-8") as f:
             f.write(text)
+    if job.get("build"):
+        _build(job["build"])
     os.execvpe(argv[0], argv, dict(os.environ))
+
+
+def _build(argv: list) -> None:
+    """Compile step of a compiled language, run as the program is (its uid, limits, namespace).
+    A failed build is the program's load error, with the compiler's last words as its message."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(RESULT_FD)
+        try:
+            os.execvpe(argv[0], argv, dict(os.environ))
+        finally:
+            os._exit(127)
+    os.close(write_end)
+    output = bytearray()
+    while chunk := os.read(read_end, 65536):
+        output += chunk[: max(0, (1 << 20) - len(output))]
+    _, status = os.waitpid(pid, 0)
+    if status == 0:
+        return
+    text = output.decode("utf-8", "replace").strip()[-1000:] or f"{argv[0]} failed ({status})"
+    records = [
+        {"event": "load_start"},
+        {"event": "load_error", "type": "CompileError", "msg": text},
+    ]
+    data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+    while data:
+        data = data[os.write(RESULT_FD, data) :]
+    os._exit(1)
 
 
 def _set_rlimits(lim: dict) -> None:

@@ -18,7 +18,9 @@ class SandboxConfig(BaseModel):
     cpu_time_s: PositiveFloat | None = Field(None, description="CPU limit; default: timeout_s")
     memory_mb: PositiveInt = Field(2048, description="address-space limit (RLIMIT_AS)")
     file_size_mb: PositiveInt = Field(16, description="largest file a program may write")
-    open_files: PositiveInt = Field(64, description="RLIMIT_NOFILE")
+    open_files: PositiveInt = Field(
+        256, description="RLIMIT_NOFILE; R does not start below 167 (it reserves 100 for DLLs)"
+    )
     max_processes: PositiveInt = Field(
         32, description="RLIMIT_NPROC for the slot's uid: processes + threads of one program"
     )

@@ -18,6 +18,7 @@ import ast
 import builtins
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -77,6 +78,8 @@ class CompiledTests:
     entry_point: str | None
     candidate_alias: str | None = None
     test_names: set[str] = field(default_factory=set)
+    # other languages: their returned values are compared in the language's canonical form
+    normalize: Callable[[Any], Any] | None = None
 
     def sandbox_payload(self) -> dict[str, Any]:
         """The part that goes into the sandbox: no literals of eval cases, no expectations."""

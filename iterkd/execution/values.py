@@ -30,12 +30,18 @@ def decode_value(data: Any, depth: int = 0) -> Any:
 def _decode_tagged(tag: str, payload: Any, depth: int) -> Any:
     if tag in _SEQUENCE_TAGS:
         items = [decode_value(item, depth) for item in _as_list(payload, tag)]
-        return _SEQUENCE_TAGS[tag](items)
+        try:
+            return _SEQUENCE_TAGS[tag](items)
+        except TypeError:
+            raise ValueError(f"unhashable {tag} item") from None
     if tag == "$dict":
         pairs = [_as_list(pair, tag) for pair in _as_list(payload, tag)]
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("malformed $dict entry")
-        return {decode_value(k, depth): decode_value(v, depth) for k, v in pairs}
+        try:
+            return {decode_value(k, depth): decode_value(v, depth) for k, v in pairs}
+        except TypeError:  # a list as a key: other languages' maps allow it, Python's do not
+            raise ValueError("unhashable $dict key") from None
     if tag in ("$int", "$float", "$bytes", "$bytearray", "$str"):
         if type(payload) is not str or len(payload) > 64 << 20:
             raise ValueError(f"malformed {tag}")

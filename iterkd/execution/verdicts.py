@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ _SIGNAL_STATUS = {
     signal.SIGXFSZ: (Status.OUTPUT_LIMIT, "file-size limit exceeded"),
 }
 _EVENT_KEYS = {"event", "type", "msg", "status"}
+Normalize = Callable[[Any], Any] | None
 
 
 @dataclass
@@ -86,7 +88,9 @@ def _text(record: dict, key: str) -> str:
     return value[:1000] if type(value) is str else ""
 
 
-def _case_result(index: int, case: Case, record: dict | None, timed_out: bool) -> TestResult:
+def _case_result(
+    index: int, case: Case, record: dict | None, timed_out: bool, normalize: Normalize
+) -> TestResult:
     base = {"index": index, "source": case.source, "is_test": case.is_test}
     base["checked_by"] = case.checked_by
     if record is None:
@@ -94,7 +98,7 @@ def _case_result(index: int, case: Case, record: dict | None, timed_out: bool) -
         return TestResult(status=status, **base)
     status = record.get("status")
     if case.kind == "eval" and status == "value":
-        return _checked(case, record, base)
+        return _checked(case, record, base, normalize)
     if case.kind == "exec" and status == "passed":
         return TestResult(status=TestStatus.PASSED, **base)
     if status in ("failed", "bad_value"):
@@ -105,10 +109,11 @@ def _case_result(index: int, case: Case, record: dict | None, timed_out: bool) -
     return TestResult(status=TestStatus.FAILED, message="malformed result record", **base)
 
 
-def _checked(case: Case, record: dict, base: dict[str, Any]) -> TestResult:
+def _checked(case: Case, record: dict, base: dict[str, Any], normalize: Normalize) -> TestResult:
     try:
         value = decode_value(record.get("value"))
-    except (ValueError, RecursionError, OverflowError) as exc:
+        value = normalize(value) if normalize is not None else value
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:
         return TestResult(status=TestStatus.FAILED, message=f"bad value record: {exc}", **base)
     assert case.expectation is not None
     ok, message = check_value(case.expectation, value)
@@ -124,7 +129,7 @@ def build_verdict(
     timed_out = raw.get("kill_reason") == "timeout" or raw.get("signal") == signal.SIGXCPU
     running = max(records.started - set(records.cases), default=None) if timed_out else None
     tests = [
-        _case_result(i, case, records.cases.get(i), timed_out and i == running)
+        _case_result(i, case, records.cases.get(i), timed_out and i == running, compiled.normalize)
         for i, case in enumerate(compiled.cases)
     ]
     verdict = ProgramVerdict(
