@@ -415,4 +415,5 @@ OCAML = Language(
         "every test's values must share one type: a test that breaks it is skipped, "
         "and an argument seen only as [] has no type (the question is untranslatable)",
     ),
+    name_pattern=r"[a-z_][A-Za-z0-9_']*",  # a capital would be a constructor
 )

@@ -75,6 +75,7 @@ class Language:
     render_tests: Callable[[TranslatedSuite], str]  # a native test file, MultiPL-E style
     comment: str = "--"  # line-comment marker, for the translated docstring
     min_open_files: int = 0  # the interpreter does not start under a lower RLIMIT_NOFILE (R)
+    name_pattern: str = r"[A-Za-z_][A-Za-z0-9_]*"  # what the entry point's name may be
     notes: tuple[str, ...] = field(default=())  # how Python values map, for docs and reports
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import operator
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -55,8 +56,8 @@ def translate_suite(
     callees = {entry_point, compiled.candidate_alias} - {None}
     parsed, skipped = _parse_cases(compiled.cases, callees, language)
     entry = entry_point or _first_callee(compiled.cases)
-    if entry in language.keywords:
-        raise Untranslatable(f"the function name {entry!r} is a keyword of {language.title}")
+    if entry in language.keywords or not re.fullmatch(language.name_pattern, entry):
+        raise Untranslatable(f"the function name {entry!r} cannot name a {language.title} function")
     parsed, skipped = _same_arity(parsed, skipped)
     parsed, arg_types, return_type, skipped = _unified(parsed, skipped, language.typed)
     if not parsed:

@@ -89,8 +89,10 @@ def test_a_suite_with_nothing_translatable_or_helper_code_is_refused() -> None:
     setup = TestSuite(form="asserts", asserts=["assert f(1) == 2"], setup="x = 1")
     with pytest.raises(Untranslatable, match=r"tests\.setup"):
         translate_suite(setup, "f", LUA)
-    with pytest.raises(Untranslatable, match="keyword of Lua"):
+    with pytest.raises(Untranslatable, match="cannot name a Lua function"):
         translate_suite(asserts("assert end(1) == 2", entry="end"), "end", LUA)
+    with pytest.raises(Untranslatable, match="cannot name a OCaml function"):
+        translate_suite(asserts("assert Area(1) == 2", entry="Area"), "Area", LANGUAGES["ocaml"])
 
 
 def test_lua_cannot_hold_nil_in_a_table_nor_huge_ints() -> None:
