@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: distill test lint system-deps browser-deps venv bench-exec bench-analysis bench-cycle
+.PHONY: distill test lint system-deps browser-deps venv bench-exec bench-analysis bench-cycle bench-languages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,11 +24,23 @@ venv: $(BIN)/python
 
 # bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested;
 # chromium likewise (browser-deps), for the reports' browser test.
+# The interpreters of the other target languages (docs/languages.md): lua5.4, racket, ocaml (ocamlc)
+# and R (Rscript). Their tests are skipped where they are missing, and fail under CI=true.
+LANGUAGE_PACKAGES := lua5.4 racket ocaml-nox r-base-core
+LANGUAGE_COMMANDS := lua5.4 racket ocamlc Rscript
+
 system-deps:
 	@if ! command -v bwrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) \
 		|| echo "bubblewrap could not be installed: its tests will be skipped"; \
 	fi
+	@missing=""; for c in $(LANGUAGE_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		(apt-get install -y -q --no-install-recommends $(LANGUAGE_PACKAGES) >/dev/null 2>&1 \
+			|| (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(LANGUAGE_PACKAGES) >/dev/null)) \
+		|| echo "the language interpreters could not be installed:$$missing"; \
+	elif [ -n "$$missing" ]; then echo "missing language interpreters (Debian: $(LANGUAGE_PACKAGES)):$$missing"; fi
 
 browser-deps:
 	@# chromium renders the HTML reports in tests/report/test_browser.py (skipped without it)
@@ -54,6 +66,9 @@ bench-exec: venv
 
 bench-analysis: venv
 	$(BIN)/python benchmarks/bench_analysis.py
+
+bench-languages: venv system-deps
+	$(BIN)/python benchmarks/bench_languages.py
 
 bench-cycle: venv system-deps
 	$(BIN)/python benchmarks/bench_cycle.py

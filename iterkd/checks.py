@@ -4,10 +4,14 @@ config key and the file."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import shutil
 from pathlib import Path
 
 from iterkd.config import TINY_PREFIX, ConfigError, ModelSpec, RunConfig
+from iterkd.execution.languages import LANGUAGES
+from iterkd.localize import PYTHON, has_linter, localize_questions
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer
 from iterkd.questions import load_source
 
@@ -38,6 +42,7 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
         else:
             notes.append(f"models.{role}: {spec.backend} {spec.path or spec.endpoints}")
     problems += _train_problems(cfg)
+    problems += _language_problems(cfg, notes)
     reference = cfg.synthesize.perplexity_model
     if reference and not reference.startswith(TINY_PREFIX):
         try:
@@ -47,6 +52,43 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
     if problems:
         raise ConfigError(f"{where}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
     return notes
+
+
+def _language_problems(cfg: RunConfig, notes: list[str]) -> list[str]:
+    """Each language the run executes needs its interpreter (or compiler) on PATH, and its eval
+    set must keep questions whose tests translate."""
+    problems = []
+    for key, language in _languages(cfg):
+        spec = LANGUAGES[language]
+        if shutil.which(spec.interpreter) is None:
+            problems.append(
+                f"{key}: {language} programs need `{spec.interpreter}` on PATH "
+                f"(Debian package {spec.debian_package}; `make system-deps` installs it)"
+            )
+        if cfg.sandbox.rlimits and cfg.sandbox.open_files < spec.min_open_files:
+            problems.append(
+                f"sandbox.open_files: {spec.title} does not start with {cfg.sandbox.open_files} "
+                f"open files; it needs at least {spec.min_open_files}"
+            )
+        if shutil.which(spec.interpreter) and not has_linter(language) and key == "language":
+            notes.append(f"language: {language} (no linter: the static-analysis view is absent)")
+    if cfg.language != PYTHON:
+        for key, source in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval)):
+            with contextlib.suppress(ValueError, OSError):  # reported above
+                kept, _ = localize_questions(load_source(source), cfg.language)
+                notes.append(f"{key}: {len(kept)} questions translate to {cfg.language}")
+                if not kept:
+                    problems.append(f"{key}: no question's tests translate to {cfg.language}")
+    return problems
+
+
+def _languages(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(config key, language) of every language other than Python that the run executes."""
+    found = {} if cfg.language == PYTHON else {cfg.language: "language"}
+    if cfg.translate.enabled:
+        for language in cfg.translate.targets(cfg.language):
+            found.setdefault(language, "translate.languages")
+    return [(key, language) for language, key in found.items()]
 
 
 def _train_problems(cfg: RunConfig) -> list[str]:

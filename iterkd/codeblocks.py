@@ -1,12 +1,20 @@
-"""Getting the program out of a model's answer: the first fenced Python block, else the text."""
+"""Getting the program out of a model's answer: the first fenced block (untagged, or tagged with
+one of the language's names), else the text."""
 
 from __future__ import annotations
 
 import re
+from functools import cache
 
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+PYTHON_FENCES = ("python3", "python", "py")
 
 
-def extract_code(text: str) -> str:
-    match = _FENCE.search(text)
+@cache
+def _fence(tags: tuple[str, ...]) -> re.Pattern[str]:
+    names = "|".join(re.escape(t) for t in sorted(tags, key=len, reverse=True))
+    return re.compile(rf"```[ \t]*(?:{names})?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(text: str, fences: tuple[str, ...] = PYTHON_FENCES) -> str:
+    match = _fence(fences).search(text)
     return match.group(1) if match else text

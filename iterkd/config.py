@@ -277,6 +277,37 @@ class SynthesisConfig(_Strict):
         return self
 
 
+TargetLanguage = Literal["python", "lua", "racket", "ocaml", "r"]
+OtherLanguage = Literal["lua", "racket", "ocaml", "r"]
+
+
+class TranslateConfig(_Strict):
+    """The `translate` stage (MultiPL-T): the teacher translates verified Python solutions into
+    other languages; a translation is kept only if it passes the translated tests, and
+    near-duplicates of a kept one are dropped (see docs/languages.md)."""
+
+    enabled: bool = False
+    languages: list[OtherLanguage] = Field(
+        default_factory=list, description="targets; empty: the run's `language` (if not python)"
+    )
+    n: PositiveInt = Field(4, description="translations sampled per Python solution")
+    temperature: float = Field(0.8, ge=0.0)
+    max_new_tokens: PositiveInt = 384
+    solutions_per_question: PositiveInt = Field(
+        2, description="verified Python solutions translated per question (reference first)"
+    )
+    dedup_threshold: float = Field(
+        0.6, gt=0.0, le=1.0, description="MinHash Jaccard: a closer translation is a duplicate"
+    )
+    max_per_question: PositiveInt = Field(4, description="translations kept per question")
+
+    def targets(self, language: str) -> list[str]:
+        """The languages this stage translates into for a run whose target is `language`."""
+        if self.languages:
+            return list(dict.fromkeys(self.languages))
+        return [] if language == "python" else [language]
+
+
 class PoolConfig(_Strict):
     """What the next round asks: questions carried over plus the accepted new ones."""
 
@@ -324,6 +355,11 @@ class RunConfig(_Strict):
     runs_dir: str = Field("runs", description="relative to the working directory")
     seed: int = 0
     rounds: PositiveInt = 2
+    language: TargetLanguage = Field(
+        "python",
+        description="what the student learns to write: prompts, answers and tests in it; "
+        "questions stay Python underneath and their tests are translated (MultiPL-E style)",
+    )
     models: ModelsConfig = ModelsConfig()
     data: DataConfig = DataConfig()
     teacher: GenerationConfig = GenerationConfig()
@@ -335,8 +371,23 @@ class RunConfig(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     sandbox: Annotated[SandboxConfig, Field(default_factory=SandboxConfig)]
     analysis: Annotated[AnalysisConfig, Field(default_factory=AnalysisConfig)]
+    translate: TranslateConfig = TranslateConfig()
     execution: ExecutionConfig = ExecutionConfig()
     promote: PromoteConfig = PromoteConfig()
+
+    @model_validator(mode="after")
+    def _languages_fit(self) -> RunConfig:
+        if self.translate.enabled and not self.translate.targets(self.language):
+            raise ValueError(
+                "translate.enabled with nothing to translate into: set translate.languages "
+                "(or a non-Python `language`)"
+            )
+        if self.language != "python" and self.train.sfim_ratio > 0:
+            raise ValueError(
+                f"train.sfim_ratio > 0 needs Python answers (SFIM splits the Python syntax "
+                f"tree); set it to 0 for language {self.language!r}"
+            )
+        return self
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from iterkd.generation import Message, Prompt
+from iterkd.localize import PYTHON, fence_tags, language_title, question_prompt
 from iterkd.prompts import render, template_hash
 from iterkd.questions import Question
 from iterkd.records import SampleRecord
@@ -60,9 +61,15 @@ class JudgeRecord(BaseModel):
     judged: bool = True  # False: the judge was not asked (the answer holds no code)
 
 
-def judge_prompt(question: Question, sample: SampleRecord) -> Prompt:
-    """The rubric prompt for one sample; its id is the sample's."""
-    content = render(TEMPLATE, prompt=question.prompt, code=sample.code)
+def judge_prompt(question: Question, sample: SampleRecord, language: str = PYTHON) -> Prompt:
+    """The rubric prompt for one sample (in the run's language); its id is the sample's."""
+    content = render(
+        TEMPLATE,
+        prompt=question_prompt(question, language),
+        code=sample.code,
+        language=language_title(language),
+        fence=fence_tags(language)[0],
+    )
     return Prompt(
         id=sample.id,
         messages=(Message(role="user", content=content),),

@@ -54,9 +54,10 @@ class Question(BaseModel):
     source: str = Field("", description='where it came from: "iterkd-seed", a file path...')
     parent_id: str | None = Field(None, description="the question this one was derived from")
 
-    def to_program(self, source: str, program_id: str) -> Program:
-        """The executor's input for `source`, a complete candidate program for this question."""
-        return Program(id=program_id, source=source, tests=self.tests)
+    def to_program(self, source: str, program_id: str, language: str = "python") -> Program:
+        """The executor's input for `source`, a complete candidate program for this question
+        (in `language`: the executor translates the tests for languages other than Python)."""
+        return Program(id=program_id, source=source, tests=self.tests, language=language)
 
 
 class SkippedRecord(BaseModel):

@@ -39,6 +39,7 @@ STAGES: tuple[str, ...] = (
     "teacher",
     "student",
     "verify",
+    "translate",
     "train",
     "feedback",
     "synthesize",

@@ -5,7 +5,8 @@
 iterkd's own sources and the bundled seed set) and a chat template:
 - Llama architecture with head_dim 64 (vLLM's CPU backend refuses smaller heads);
 - the teacher is briefly fine-tuned (TRL SFT, loss on the answer only) on the seed set's reference
-  solutions, so a real fraction of its answers pass the tests; student and judge stay random.
+  solutions, so a real fraction of its answers pass the tests, and on a few of them in Lua (solve
+  and translate prompts), for the Lua cycle; student and judge stay random.
 Everything is seeded: the same machine builds the same files (the manifest records their hashes).
 """
 
@@ -22,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-BUILD_VERSION = 2  # bump when anything below changes what is built
+BUILD_VERSION = 3  # bump when anything below changes what is built
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>\n"
@@ -41,6 +42,11 @@ ARCHITECTURES: dict[str, dict[str, int]] = {
               "num_hidden_layers": 2, "intermediate_size": 384},
 }  # fmt: skip
 TEACHER_TRAINING = {"epochs": 50, "learning_rate": 5e-3, "batch_size": 4}
+# The teacher also learns the first LUA_QUESTIONS seed questions in Lua, asked both ways the Lua
+# cycle asks (solve in Lua; translate the Python reference into Lua), with the hand-written
+# solutions of iterkd/data/seed_lua.jsonl: configs/tiny-cpu-lua.yaml then has real passing Lua
+# answers and translations to distill, not only failures.
+LUA_QUESTIONS = 12
 
 
 def default_dir() -> Path:
@@ -131,14 +137,10 @@ def _train_teacher(model, tokenizer, seed: int, workdir: Path) -> dict[str, Any]
     from iterkd.questions import load_bundled
 
     rows = [
-        {
-            "prompt": [{"role": "user", "content": render("solve", prompt=q.prompt)}],
-            "completion": [
-                {"role": "assistant", "content": _without_docstrings(q.reference_solution)}
-            ],
-        }
+        _chat(render("solve", prompt=q.prompt), _without_docstrings(q.reference_solution))
         for q in load_bundled("seed")
     ]
+    rows += _lua_rows()
     args = SFTConfig(
         output_dir=str(workdir),
         num_train_epochs=TEACHER_TRAINING["epochs"],
@@ -170,6 +172,29 @@ def _train_teacher(model, tokenizer, seed: int, workdir: Path) -> dict[str, Any]
         "final_train_loss": round(result.training_loss, 4),
         "last_logged_loss": losses[-1] if losses else None,
     }
+
+
+def _chat(user: str, assistant: str) -> dict[str, list[dict[str, str]]]:
+    return {
+        "prompt": [{"role": "user", "content": user}],
+        "completion": [{"role": "assistant", "content": assistant}],
+    }
+
+
+def _lua_rows() -> list[dict[str, list[dict[str, str]]]]:
+    """(Lua solve prompt -> Lua solution) and (translate prompt -> the same solution), fenced
+    as the prompts ask, for the first LUA_QUESTIONS seed questions."""
+    from iterkd.localize import solve_text, translate_text
+    from iterkd.questions import load_bundled
+
+    text = resources.files("iterkd.data").joinpath("seed_lua.jsonl").read_text("utf-8")
+    solutions = {r["question_id"]: r["solution"] for r in map(json.loads, text.splitlines())}
+    rows = []
+    for question in load_bundled("seed")[:LUA_QUESTIONS]:
+        answer = f"```lua\n{solutions[question.id]}```\n"
+        rows.append(_chat(solve_text(question, "lua"), answer))
+        rows.append(_chat(translate_text(question, question.reference_solution, "lua"), answer))
+    return rows
 
 
 def _without_docstrings(source: str) -> str:

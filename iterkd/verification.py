@@ -28,12 +28,14 @@ def verify_samples(
     questions: Mapping[str, Question],
     sandbox: SandboxConfig,
     analysis: AnalysisConfig | None,
+    language: str = "python",
 ) -> list[VerdictRecord]:
-    """One verdict per sample, in the samples' order. `analysis=None` skips the static view."""
+    """One verdict per sample, in the samples' order. `analysis=None` skips the static view
+    (ruff and pylint read Python only: the caller passes None for other languages)."""
     runnable = [s for s in samples if s.code.strip()]
     verdicts: dict[str, ProgramVerdict] = {}
     if runnable:
-        programs = [questions[s.question_id].to_program(s.code, s.id) for s in runnable]
+        programs = [questions[s.question_id].to_program(s.code, s.id, language) for s in runnable]
         with Executor(sandbox) as executor:
             verdicts = {v.program_id: v for v in executor.run(programs)}
     analyses = analyze_snippets({s.id: s.code for s in runnable}, analysis) if analysis else {}

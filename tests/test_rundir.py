@@ -30,7 +30,7 @@ def test_create_freezes_config_and_refuses_to_overwrite(run: RunDir) -> None:
 def test_plan_is_baseline_then_rounds_by_stages() -> None:
     steps = plan(2)
     assert steps[0] == (None, "evaluate")
-    assert len(steps) == 1 + 2 * 7
+    assert len(steps) == 1 + 2 * 8
     assert steps[1] == (0, "teacher") and steps[-1] == (1, "evaluate")
 
 

@@ -4,13 +4,13 @@ the folders of the stages before it) and the few helpers several stages share.""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iterkd.codeblocks import extract_code
+from iterkd.codeblocks import PYTHON_FENCES, extract_code
 from iterkd.config import GenerationConfig, ModelSpec, RunConfig
 from iterkd.generation import (
     GenerationCache,
@@ -22,10 +22,29 @@ from iterkd.generation import (
     generate,
 )
 from iterkd.generation.factory import open_backend
-from iterkd.prompts import render, template_hash
+from iterkd.localize import (
+    PYTHON,
+    dropped_summary,
+    fence_tags,
+    has_linter,
+    language_title,
+    localize_questions,
+    solve_template,
+    solve_text,
+)
+from iterkd.prompts import template_hash
 from iterkd.questions import Question
-from iterkd.records import RecordError, Role, SampleRecord, read_json, read_jsonl
+from iterkd.records import (
+    RecordError,
+    Role,
+    SampleRecord,
+    VerdictRecord,
+    read_json,
+    read_jsonl,
+    write_jsonl,
+)
 from iterkd.rundir import RunDir, round_label, step_seed
+from iterkd.verification import verify_samples
 
 
 class StageError(RuntimeError):
@@ -74,6 +93,24 @@ def round_questions(ctx: StageContext) -> list[Question]:
         raise StageError(str(exc)) from None
 
 
+def localized(
+    ctx: StageContext, questions: list[Question], what: str
+) -> tuple[list[Question], dict[str, Any]]:
+    """The questions as the run's language can ask them (all of them for Python), and for the
+    summary what was left out; the details go to `language.jsonl` beside the stage's outputs."""
+    if ctx.cfg.language == PYTHON:
+        return questions, {}
+    kept, dropped = localize_questions(questions, ctx.cfg.language)
+    write_jsonl(ctx.out / "language.jsonl", dropped)
+    counts = dropped_summary(dropped)
+    if counts["untranslatable_questions"]:
+        ctx.log(
+            f"{counts['untranslatable_questions']} of {len(questions)} {what} questions have no "
+            f"test that translates to {ctx.cfg.language}: left out (see language.jsonl)"
+        )
+    return kept, {"language": ctx.cfg.language, **counts}
+
+
 # ------------------------------------------------------------------ models
 def student_spec(ctx: StageContext, after_round: int | None) -> ModelSpec:
     """The student as it was after `after_round`'s train stage (None: the initial student). A
@@ -92,12 +129,12 @@ def student_spec(ctx: StageContext, after_round: int | None) -> ModelSpec:
 
 
 # ------------------------------------------------------------------ generation
-def solve_prompt(question: Question) -> Prompt:
-    content = render("solve", prompt=question.prompt)
+def solve_prompt(question: Question, language: str = PYTHON) -> Prompt:
+    """The question as asked: Python's own prompt, or its translation for another language."""
     return Prompt(
         id=question.id,
-        messages=(Message(role="user", content=content),),
-        template_hash=template_hash("solve"),
+        messages=(Message(role="user", content=solve_text(question, language)),),
+        template_hash=template_hash(solve_template(language)),
     )
 
 
@@ -117,9 +154,11 @@ def sample_answers(
         max_new_tokens=gen.max_new_tokens,
         seed=ctx.seed,
     )
-    prompts = [solve_prompt(q) for q in questions]
+    language = ctx.cfg.language
+    prompts = [solve_prompt(q, language) for q in questions]
     results, counts = generate_once(ctx, spec, role, prompts, params, cache_name, ctx.stage)
-    records = [to_record(q.id, role, s) for q in questions for s in results[q.id]]
+    fences = fence_tags(language)
+    records = [to_record(q.id, role, s, fences) for q in questions for s in results[q.id]]
     return records, counts
 
 
@@ -158,14 +197,16 @@ def report_counts(ctx: StageContext, name: str, report: GenerationReport) -> dic
     return {k: v for k, v in full.items() if k not in RUN_DEPENDENT_COUNTS}
 
 
-def to_record(question_id: str, role: Role, sample) -> SampleRecord:
+def to_record(
+    question_id: str, role: Role, sample: Sample, fences: tuple[str, ...] = PYTHON_FENCES
+) -> SampleRecord:
     return SampleRecord(
         id=f"{question_id}/{role}/{sample.index}",
         question_id=question_id,
         role=role,
         index=sample.index,
         text=sample.text,
-        code=extract_code(sample.text) if sample.finish_reason != "skipped" else "",
+        code=extract_code(sample.text, fences) if sample.finish_reason != "skipped" else "",
         finish_reason=sample.finish_reason,
         prompt_tokens=sample.prompt_tokens,
         completion_tokens=sample.completion_tokens,
@@ -187,3 +228,24 @@ def count_by(values: Iterable[str]) -> dict[str, int]:
     for value in values:
         counts[value] = counts.get(value, 0) + 1
     return dict(sorted(counts.items()))
+
+
+# ------------------------------------------------------------------ verification
+def verify_answers(
+    ctx: StageContext,
+    samples: Sequence[SampleRecord],
+    questions: Mapping[str, Question],
+    analyze: bool = True,
+) -> list[VerdictRecord]:
+    """Run answers in the run's language; ruff/pylint only where they can read it (Python)."""
+    language = ctx.cfg.language
+    analysis = ctx.cfg.analysis if analyze and has_linter(language) else None
+    return verify_samples(samples, questions, ctx.cfg.sandbox, analysis, language)
+
+
+def analysis_note(ctx: StageContext) -> dict[str, str]:
+    """For a summary: the static-analysis view is absent for a language without a linter."""
+    if has_linter(ctx.cfg.language):
+        return {}
+    title = language_title(ctx.cfg.language)
+    return {"static_analysis": f"absent: no linter for {title} (ruff and pylint read Python)"}

@@ -13,19 +13,24 @@ from iterkd.config import GenerationConfig
 from iterkd.metrics import mean_pass_at_k
 from iterkd.questions import load_source
 from iterkd.records import read_json, write_jsonl
-from iterkd.stages.common import StageContext, sample_answers, student_spec
-from iterkd.verification import verify_samples
+from iterkd.stages.common import (
+    StageContext,
+    localized,
+    sample_answers,
+    student_spec,
+    verify_answers,
+)
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.cfg.evaluate
-    questions = load_source(ctx.cfg.data.eval)
+    questions, language_notes = localized(ctx, load_source(ctx.cfg.data.eval), "evaluate")
     write_jsonl(ctx.out / "questions.jsonl", questions)
     spec = student_spec(ctx, ctx.round)
     gen = GenerationConfig(n=cfg.n, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
     samples, report = sample_answers(ctx, spec, "student", questions, gen, "eval")
     write_jsonl(ctx.out / "samples.jsonl", samples)
-    verdicts = verify_samples(samples, {q.id: q for q in questions}, ctx.cfg.sandbox, None)
+    verdicts = verify_answers(ctx, samples, {q.id: q for q in questions}, analyze=False)
     write_jsonl(ctx.out / "verdicts.jsonl", verdicts)
     counts = [(cfg.n, sum(v.passed for v in verdicts if v.question_id == q.id)) for q in questions]
     metrics = {f"pass@{k}": round(mean_pass_at_k(counts, k), 6) for k in cfg.ks}
@@ -33,6 +38,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "questions": len(questions),
         "samples": len(samples),
         "student_adapter": spec.adapter is not None,
+        **language_notes,
         **metrics,
         **_compared(ctx, metrics["pass@1"] if 1 in cfg.ks else None),
         "generation": report,

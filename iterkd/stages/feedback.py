@@ -29,13 +29,14 @@ from iterkd.records import (
 )
 from iterkd.stages.common import (
     StageContext,
+    analysis_note,
     count_by,
     generate_once,
     round_questions,
     sample_answers,
     student_spec,
+    verify_answers,
 )
-from iterkd.verification import verify_samples
 
 OUTPUTS = ("samples.jsonl", "verdicts.jsonl", "judge.jsonl", "feedback.jsonl")
 
@@ -51,7 +52,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     samples, report = sample_answers(ctx, spec, "student", questions, ctx.cfg.student, "feedback")
     by_id = {q.id: q for q in questions}
     ctx.log(f"running {len(samples)} answers of the new student to {len(questions)} questions")
-    verdicts = verify_samples(samples, by_id, ctx.cfg.sandbox, ctx.cfg.analysis)
+    verdicts = verify_answers(ctx, samples, by_id)
     judgements, judge_report = judge_samples(ctx, by_id, samples)
     records = build_records(questions, verdicts, judgements, ctx, history)
     write_jsonl(ctx.out / "samples.jsonl", samples)
@@ -63,6 +64,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "samples": len(samples),
         "student_adapter": spec.adapter is not None,
         **summarize(records, judgements, judged=ctx.cfg.models.judge is not None),
+        **analysis_note(ctx),
         "generation": report,
         "judge_generation": judge_report,
     }
@@ -89,7 +91,10 @@ def judge_samples(
         n=1, temperature=cfg.judge_temperature, max_new_tokens=cfg.judge_max_new_tokens,
         seed=ctx.seed,
     )  # fmt: skip
-    prompts = [judge_prompt(questions[s.question_id], s) for s in samples if s.code.strip()]
+    language = ctx.cfg.language
+    prompts = [
+        judge_prompt(questions[s.question_id], s, language) for s in samples if s.code.strip()
+    ]
     results, counts = generate_once(ctx, spec, "judge", prompts, params, "judge")
     return [_judged(s, results.get(s.id)) for s in samples], counts
 

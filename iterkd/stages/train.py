@@ -1,7 +1,8 @@
 """train: fine-tune the student on this round's verified teacher answers (SFT), with a contrastive
 term that pushes its own failed answers below the teacher's correct ones (see iterkd.training).
 
-in:  teacher/questions.jsonl, teacher/samples.jsonl, student/samples.jsonl, verify/verdicts.jsonl;
+in:  teacher/questions.jsonl, teacher/samples.jsonl, student/samples.jsonl, verify/verdicts.jsonl,
+     translate/samples.jsonl + verdicts.jsonl (kept translations in the run's language);
      the student after the previous round's train stage (a LoRA adapter is trained further)
 out: checkpoint/ (the LoRA adapter; or, with `method: full`, the model and its tokenizer),
      train_log.jsonl (one line per logging step: loss, nll, contrastive, margin; no timings)
@@ -65,6 +66,7 @@ INPUTS = (
     ("teacher", "samples.jsonl"),
     ("student", "samples.jsonl"),
     ("verify", "verdicts.jsonl"),
+    ("translate", "samples.jsonl"),
 )
 T = TypeVar("T", bound=BaseModel)
 
@@ -109,6 +111,9 @@ def _select(
     teacher = _read(ctx.input_dir("teacher") / "samples.jsonl", SampleRecord)
     student = _read(ctx.input_dir("student") / "samples.jsonl", SampleRecord)
     verdicts = _read(ctx.input_dir("verify") / "verdicts.jsonl", VerdictRecord)
+    # translations the translate stage kept in this run's language are verified teacher answers
+    teacher += _read(ctx.input_dir("translate") / "samples.jsonl", SampleRecord)
+    verdicts += _read(ctx.input_dir("translate") / "verdicts.jsonl", VerdictRecord)
     passed = {v.sample_id: v.passed for v in verdicts}
     scores = {v.sample_id: [v.ruff_score, v.pylint_score] for v in verdicts}
     rows = select_sft_rows(teacher, passed, cfg.max_rows_per_question)
@@ -241,8 +246,10 @@ def _prompts(
         raise StageError(f"teacher samples answer questions not in the pool: {missing[:5]}")
     where = f"{ctx.label}/{ctx.stage}"
     needed = dict.fromkeys(r.question_id for r in rows)
+    language = ctx.cfg.language
     return {
-        qid: render_with_chat_template(tokenizer, solve_prompt(by_id[qid]), where) for qid in needed
+        qid: render_with_chat_template(tokenizer, solve_prompt(by_id[qid], language), where)
+        for qid in needed
     }
 
 

@@ -1,5 +1,6 @@
 """verify: run every teacher and student answer against its tests in the sandbox, analyze them
-with ruff and pylint, and label each correct or faulty.
+with ruff and pylint (Python answers; other languages have no static view), and label each
+correct or faulty.
 
 in:  teacher/questions.jsonl, teacher/samples.jsonl, student/samples.jsonl
 out: verdicts.jsonl (one per sample, teacher's first)
@@ -10,8 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from iterkd.records import SampleRecord, VerdictRecord, read_jsonl, write_jsonl
-from iterkd.stages.common import StageContext, count_by, round_questions
-from iterkd.verification import verify_samples
+from iterkd.stages.common import (
+    StageContext,
+    analysis_note,
+    count_by,
+    round_questions,
+    verify_answers,
+)
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -19,9 +25,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     samples = read_jsonl(ctx.input_dir("teacher") / "samples.jsonl", SampleRecord)
     samples += read_jsonl(ctx.input_dir("student") / "samples.jsonl", SampleRecord)
     ctx.log(f"running {len(samples)} answers to {len(questions)} questions")
-    verdicts = verify_samples(samples, questions, ctx.cfg.sandbox, ctx.cfg.analysis)
+    verdicts = verify_answers(ctx, samples, questions)
     write_jsonl(ctx.out / "verdicts.jsonl", verdicts)
-    return {"questions": len(questions), **_summary(verdicts)}
+    return {"questions": len(questions), **_summary(verdicts), **analysis_note(ctx)}
 
 
 def _summary(verdicts: list[VerdictRecord]) -> dict[str, Any]:
