@@ -84,6 +84,7 @@ def write_round(run: RunDir, round_index: int, *, teacher_passes: bool = True) -
         "teacher": {"questions.jsonl": questions, "samples.jsonl": teacher},
         "student": {"samples.jsonl": student},
         "verify": {"verdicts.jsonl": verdicts},
+        "translate": {"samples.jsonl": [], "verdicts.jsonl": []},  # off: nothing translated
     }
     for stage, contents in files.items():
         directory = run.stage_dir(round_index, stage)
