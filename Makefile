@@ -24,10 +24,10 @@ venv: $(BIN)/python
 
 # bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested;
 # chromium likewise (browser-deps), for the reports' browser test.
-# The interpreters of the other target languages (docs/languages.md): lua5.4, racket, ocaml (ocamlc)
+# The interpreters of the other target languages (docs/languages.md): lua5.4 (and luacheck), racket, ocaml (ocamlc)
 # and R (Rscript). Their tests are skipped where they are missing, and fail under CI=true.
-LANGUAGE_PACKAGES := lua5.4 racket ocaml-nox r-base-core
-LANGUAGE_COMMANDS := lua5.4 racket ocamlc Rscript
+LANGUAGE_PACKAGES := lua5.4 lua-check racket ocaml-nox r-base-core
+LANGUAGE_COMMANDS := lua5.4 luacheck racket ocamlc Rscript
 
 system-deps:
 	@if ! command -v bwrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

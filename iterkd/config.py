@@ -193,10 +193,13 @@ class TrainConfig(_Strict):
 
 
 class FeedbackConfig(_Strict):
-    weights: dict[Literal["tests", "ruff", "pylint", "judge"], float] = Field(
-        default_factory=lambda: {"tests": 0.7, "ruff": 0.1, "pylint": 0.1, "judge": 0.1},
-        description="view weights in the fused score; a missing view's weight is spread",
-    )
+    weights: dict[Literal["tests", "ruff", "pylint", "lint", "judge"], float] = Field(
+        default_factory=lambda: {
+            "tests": 0.7, "ruff": 0.1, "pylint": 0.1, "lint": 0.2, "judge": 0.1
+        },
+        description="view weights in the fused score; a missing view's weight is spread "
+        "(ruff and pylint score Python answers, lint another language's: one or the other)",
+    )  # fmt: skip
     easy_at: float = Field(0.75, ge=0.0, le=1.0, description="fused score >= this: easy")
     hard_below: float = Field(0.25, ge=0.0, le=1.0, description="fused score < this: hard")
     judge_max_new_tokens: PositiveInt = 128

@@ -9,6 +9,7 @@ parsed), never "bad": a missing view's weight is spread over the present ones by
 - ruff:   mean ruff_score / 10; an attempt without code counts 0 (it has no quality to show),
           and the view is None when no attempt was scored (ruff disabled).
 - pylint: the same with pylint_score.
+- lint:   the same with lint_score, another language's linter (luacheck for Lua; docs/languages.md).
 - judge:  mean of the parsed overall scores, 1..10 mapped to 0..1; None when none parsed.
 """
 
@@ -61,6 +62,10 @@ def pylint_view(evidence: Evidence) -> float | None:
     return _analyzer_mean(evidence, "pylint_score")
 
 
+def lint_view(evidence: Evidence) -> float | None:
+    return _analyzer_mean(evidence, "lint_score")
+
+
 def judge_view(evidence: Evidence) -> float | None:
     parsed = [overall_view(j.scores.overall) for j in evidence.judgements if j.scores is not None]
     return sum(parsed) / len(parsed) if parsed else None
@@ -70,6 +75,7 @@ VIEWS: dict[str, View] = {
     "tests": tests_view,
     "ruff": ruff_view,
     "pylint": pylint_view,
+    "lint": lint_view,
     "judge": judge_view,
 }
 

@@ -9,6 +9,7 @@ target's calls (`iterkd.execution.languages`).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -93,8 +94,23 @@ def fence_tags(language: str) -> tuple[str, ...]:
 
 
 def has_linter(language: str) -> bool:
-    """Whether the static-analysis view exists for answers in `language` (ruff/pylint: Python)."""
-    return language == PYTHON or language_spec(language).linter is not None
+    """Whether the static-analysis view exists for answers in `language`: ruff and pylint for
+    Python, the language's own linter (luacheck for Lua) where iterkd runs one and it is
+    installed."""
+    if language == PYTHON:
+        return True
+    linter = language_spec(language).linter
+    return linter is not None and shutil.which(linter) is not None
+
+
+def missing_linter(language: str) -> str | None:
+    """Why the static-analysis view is absent for `language` (None: it is there)."""
+    if has_linter(language):
+        return None
+    spec = language_spec(language)
+    if spec.linter is None:
+        return f"no linter for {spec.title} in iterkd"
+    return f"{spec.linter} (the {spec.title} linter) is not installed"
 
 
 def dropped_summary(dropped: Sequence[DroppedQuestion]) -> dict[str, int]:

@@ -60,6 +60,7 @@ class VerdictRecord(BaseModel):
     message: str = Field("", description="first failure, shortened")
     ruff_score: float | None = None
     pylint_score: float | None = None
+    lint_score: float | None = Field(None, description="another language's linter (luacheck)")
     syntax_error: bool = False
     finding_codes: list[str] = Field(default_factory=list, description="ruff and pylint codes")
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from iterkd.analysis import AnalysisConfig, analyze_snippets
+from iterkd.analysis.luacheck_runner import LintResult, luacheck_snippets
 from iterkd.analysis.models import SnippetAnalysis
 from iterkd.execution import Executor, ProgramVerdict, SandboxConfig, Status
+from iterkd.execution.languages import LANGUAGES
 from iterkd.questions import Question
 from iterkd.records import FailureKind, SampleRecord, VerdictRecord
 
@@ -30,16 +32,46 @@ def verify_samples(
     analysis: AnalysisConfig | None,
     language: str = "python",
 ) -> list[VerdictRecord]:
-    """One verdict per sample, in the samples' order. `analysis=None` skips the static view
-    (ruff and pylint read Python only: the caller passes None for other languages)."""
+    """One verdict per sample, in the samples' order. `analysis=None` skips the static view;
+    otherwise Python answers get ruff and pylint, and another language's its own linter (the
+    caller passes None for a language without one)."""
     runnable = [s for s in samples if s.code.strip()]
     verdicts: dict[str, ProgramVerdict] = {}
     if runnable:
         programs = [questions[s.question_id].to_program(s.code, s.id, language) for s in runnable]
         with Executor(sandbox) as executor:
             verdicts = {v.program_id: v for v in executor.run(programs)}
-    analyses = analyze_snippets({s.id: s.code for s in runnable}, analysis) if analysis else {}
+    if analysis is None:
+        return [_record(s, verdicts.get(s.id), None) for s in samples]
+    if language != "python":
+        lints = lint_snippets(
+            language, {s.id: (s.code, questions[s.question_id].entry_point) for s in runnable}
+        )
+        return [
+            _lint_record(_record(s, verdicts.get(s.id), None), lints.get(s.id)) for s in samples
+        ]
+    analyses = analyze_snippets({s.id: s.code for s in runnable}, analysis)
     return [_record(s, verdicts.get(s.id), analyses.get(s.id)) for s in samples]
+
+
+def lint_snippets(language: str, snippets: dict[str, tuple[str, str]]) -> dict[str, LintResult]:
+    """The language's linter over (code, entry point) by sample id (luacheck for Lua)."""
+    linter = LANGUAGES[language].linter
+    if linter != "luacheck":
+        raise ValueError(f"no linter for {language}")
+    return luacheck_snippets(snippets)
+
+
+def _lint_record(record: VerdictRecord, lint: LintResult | None) -> VerdictRecord:
+    if lint is None:
+        return record
+    return record.model_copy(
+        update={
+            "lint_score": lint.score,
+            "finding_codes": lint.codes,
+            "syntax_error": lint.syntax_error,
+        }
+    )
 
 
 def _record(

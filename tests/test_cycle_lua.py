@@ -1,6 +1,6 @@
 """A round of the (small) tiny default in Lua, in-process: the prompts are Lua, the answers run
-under lua5.4, the teacher's Python solutions are translated and kept when they pass, the student
-is trained on Lua, and the absent static-analysis view is said so."""
+under lua5.4 and luacheck scores them, the teacher's Python solutions are translated and kept when
+they pass, and the student is trained on Lua."""
 
 from __future__ import annotations
 
@@ -46,11 +46,14 @@ def test_questions_are_asked_and_answered_in_lua(lua_run: RunDir) -> None:
     assert teacher["language"] == "lua" and teacher["untranslatable_questions"] == 0
     verify = read_json(lua_run.stage_dir(0, "verify") / "summary.json")
     assert verify["teacher"]["passed"] > 0  # the tiny teacher learnt a few seed questions in Lua
-    assert verify["static_analysis"].startswith("absent: no linter for Lua")
+    assert verify["static_analysis"] == "luacheck"  # Lua's linter is the static view
     verdicts = [
         json.loads(line) for line in (lua_run.stage_dir(0, "verify") / "verdicts.jsonl").open()
     ]
     assert all(v["ruff_score"] is None and v["pylint_score"] is None for v in verdicts)
+    scored = [v for v in verdicts if v["status"] != "no_code"]
+    assert scored and all(v["lint_score"] is not None for v in scored)
+    assert any(v["lint_score"] == 10.0 for v in scored if v["passed"])
     samples = [
         json.loads(line) for line in (lua_run.stage_dir(0, "teacher") / "samples.jsonl").open()
     ]
@@ -79,7 +82,10 @@ def test_evaluation_and_feedback_run_in_lua(lua_run: RunDir) -> None:
     evaluation = read_json(lua_run.stage_dir(0, "evaluate") / "summary.json")
     assert evaluation["language"] == "lua" and evaluation["questions"] == 4
     feedback = read_json(lua_run.stage_dir(0, "feedback") / "summary.json")
-    assert feedback["static_analysis"].startswith("absent")
+    assert feedback["static_analysis"] == "luacheck"
+    records = [json.loads(x) for x in (lua_run.stage_dir(0, "feedback") / "feedback.jsonl").open()]
+    assert any(r["views"]["lint"] is not None for r in records)
+    assert all(r["views"]["ruff"] is None for r in records)
 
 
 def test_resuming_the_finished_lua_run_runs_nothing(lua_run: RunDir) -> None:

@@ -45,7 +45,7 @@ def no_code(index: int) -> VerdictRecord:
 
 
 def test_every_view_has_one_signature_in_one_dict() -> None:
-    assert list(VIEWS) == ["tests", "ruff", "pylint", "judge"]
+    assert list(VIEWS) == ["tests", "ruff", "pylint", "lint", "judge"]
     evidence = Evidence("q", [verdict(0, True, 10.0, 5.0)])
     assert all(view(evidence) is None or 0.0 <= view(evidence) <= 1.0 for view in VIEWS.values())
 
@@ -150,7 +150,18 @@ def test_weights_from_the_config_are_used() -> None:
 def test_view_means_skip_missing_views() -> None:
     a = question_feedback(Evidence("q", [verdict(0, True, 10.0, None)]), FeedbackConfig())
     b = question_feedback(Evidence("q", [verdict(0, False, 0.0, None)]), FeedbackConfig())
-    assert view_means([a, b]) == {"tests": 0.5, "ruff": 0.5, "pylint": None, "judge": None}
+    assert view_means([a, b]) == {
+        "tests": 0.5, "ruff": 0.5, "pylint": None, "lint": None, "judge": None
+    }  # fmt: skip
+
+
+def test_another_languages_linter_is_the_lint_view() -> None:
+    lua = [
+        verdict(0, True, None, None, lint_score=8.0),
+        verdict(1, False, None, None, lint_score=4.0),
+    ]
+    views = compute_views(Evidence("q", lua))
+    assert views["lint"] == 0.6 and views["ruff"] is None and views["pylint"] is None
 
 
 @pytest.mark.parametrize(

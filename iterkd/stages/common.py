@@ -12,6 +12,7 @@ from typing import Any
 
 from iterkd.codeblocks import PYTHON_FENCES, extract_code
 from iterkd.config import GenerationConfig, ModelSpec, RunConfig
+from iterkd.execution.languages import LANGUAGES
 from iterkd.generation import (
     GenerationCache,
     GenerationReport,
@@ -27,8 +28,8 @@ from iterkd.localize import (
     dropped_summary,
     fence_tags,
     has_linter,
-    language_title,
     localize_questions,
+    missing_linter,
     solve_template,
     solve_text,
 )
@@ -244,8 +245,10 @@ def verify_answers(
 
 
 def analysis_note(ctx: StageContext) -> dict[str, str]:
-    """For a summary: the static-analysis view is absent for a language without a linter."""
-    if has_linter(ctx.cfg.language):
+    """For a summary: which linter gave the static view, or why the view is absent."""
+    language = ctx.cfg.language
+    if language == PYTHON:
         return {}
-    title = language_title(ctx.cfg.language)
-    return {"static_analysis": f"absent: no linter for {title} (ruff and pylint read Python)"}
+    reason = missing_linter(language)
+    linter = LANGUAGES[language].linter
+    return {"static_analysis": f"absent: {reason}" if reason else f"{linter}"}

@@ -39,6 +39,7 @@ from iterkd.training.data import (
     EncodeStats,
     Example,
     Group,
+    analyzer_scores,
     candidate_faults,
     contrast_examples,
     row_weights,
@@ -115,7 +116,7 @@ def _select(
     teacher += _read(ctx.input_dir("translate") / "samples.jsonl", SampleRecord)
     verdicts += _read(ctx.input_dir("translate") / "verdicts.jsonl", VerdictRecord)
     passed = {v.sample_id: v.passed for v in verdicts}
-    scores = {v.sample_id: [v.ruff_score, v.pylint_score] for v in verdicts}
+    scores = analyzer_scores(verdicts)
     rows = select_sft_rows(teacher, passed, cfg.max_rows_per_question)
     # weight 0 is SFT only: pairs would cost a forward pass for a term multiplied by 0
     if cfg.contrastive_weight == 0:

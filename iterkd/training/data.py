@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
-from iterkd.records import SampleRecord
+from iterkd.records import SampleRecord, VerdictRecord
 
 IGNORE_INDEX = -100  # labels the loss skips (torch's cross-entropy default)
 
@@ -107,6 +107,17 @@ def select_sft_rows(
     for group in _by_question(correct).values():
         rows += _distinct(group)[:max_per_question]
     return rows
+
+
+def analyzer_scores(verdicts: Sequence[VerdictRecord]) -> dict[str, list[float | None]]:
+    """Each sample's analyzer scores (ruff, pylint, another language's linter), 0-10 scaled to
+    [0, 1] as `row_weights` takes them; None where an analyzer did not run."""
+    return {
+        v.sample_id: [
+            None if x is None else x / 10.0 for x in (v.ruff_score, v.pylint_score, v.lint_score)
+        ]
+        for v in verdicts
+    }
 
 
 def row_weights(

@@ -9,12 +9,13 @@ import pytest
 from iterkd.generation.base import render_with_chat_template
 from iterkd.modeling import load_tokenizer
 from iterkd.questions import load_bundled
-from iterkd.records import SampleRecord
+from iterkd.records import SampleRecord, VerdictRecord
 from iterkd.stages.common import solve_prompt
 from iterkd.training.data import (
     IGNORE_INDEX,
     Encoder,
     EncodeStats,
+    analyzer_scores,
     build_examples,
     candidate_faults,
     contrast_examples,
@@ -443,3 +444,18 @@ def test_contrast_examples_drop_negatives_equal_to_the_chosen_after_the_cut(toke
     assert (stats.pairs, stats.negatives, stats.dropped_too_long) == (1, 2, 1)
     # "import os" + eos fits in 3 tokens; the chosen and "def g(): pass" are cut
     assert stats.truncated == 2
+
+
+def test_analyzer_scores_are_scaled_to_the_unit_range_row_weights_takes():
+    verdicts = [
+        VerdictRecord(sample_id="a", question_id="q", role="teacher", index=0, status="passed",
+                      passed=True, tests_passed=1, tests_total=1, ruff_score=10.0,
+                      pylint_score=5.0),
+        VerdictRecord(sample_id="b", question_id="q", role="teacher", index=1, status="passed",
+                      passed=True, tests_passed=1, tests_total=1, lint_score=8.0),
+    ]  # fmt: skip
+    scores = analyzer_scores(verdicts)
+    assert scores == {"a": [1.0, 0.5, None], "b": [None, None, 0.8]}
+    rows = [sample("q", "teacher", i, f"x = {i}") for i in range(2)]
+    rows[0].id, rows[1].id = "a", "b"
+    assert row_weights(rows, scores, floor=0.5) == {"a": 0.875, "b": 0.9}
