@@ -14,7 +14,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from iterkd.execution.languages.spec import Language, PromptParts, TranslatedSuite, no_type_check
+from iterkd.execution.languages.spec import (
+    Language,
+    PromptParts,
+    TranslatedSuite,
+    native_test_file,
+    no_type_check,
+)
 from iterkd.execution.languages.types import Untranslatable, VType, contains_kind
 
 KEYWORDS = frozenset(
@@ -138,15 +144,14 @@ def prompt(parts: PromptParts) -> str:
 
 def render_tests(suite: TranslatedSuite) -> str:
     """A luaunit test file, as MultiPL-E writes them."""
-    lines = ["lu = require('luaunit')", "", "function test_humaneval()"]
-    lines.append(f"local candidate = {suite.entry_point}")
-    for case in suite.cases:
-        if case.expected_text is not None:
-            lines.append(f"    lu.assertEquals({case.call}, {case.expected_text})")
-        else:
-            lines.append(f"    -- checked as in Python: {case.source}")
-    lines += ["end", "", "os.exit(lu.LuaUnit.run())"]
-    return "\n".join(lines) + "\n"
+    head = ["lu = require('luaunit')", "", "function test_humaneval()"]
+    return native_test_file(
+        suite,
+        [*head, f"local candidate = {suite.entry_point}"],
+        lambda call, expected: f"    lu.assertEquals({call}, {expected})",
+        lambda text: f"    -- {text}",
+        ["end", "", "os.exit(lu.LuaUnit.run())"],
+    )
 
 
 LUA = Language(

@@ -24,7 +24,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from iterkd.execution.languages.spec import Language, PromptParts, TranslatedSuite
+from iterkd.execution.languages.spec import (
+    Language,
+    PromptParts,
+    TranslatedSuite,
+    native_test_file,
+)
 from iterkd.execution.languages.types import Untranslatable, VType
 
 KEYWORDS = frozenset(
@@ -379,14 +384,13 @@ def _string_end(text: str, i: int) -> int:
 
 def render_tests(suite: TranslatedSuite) -> str:
     """The test file MultiPL-E writes for OCaml: asserts on `=`, others as comments."""
-    lines = ["", "let assertions =", f" let candidate = {suite.entry_point} in"]
-    for case in suite.cases:
-        if case.expected_text is not None:
-            lines.append(f"  assert ({case.call} = {case.expected_text});")
-        else:
-            lines.append(f"  {_inline_comment('checked as in Python: ' + case.source)}")
-    lines += ["  ()", ""]
-    return "\n".join(lines)
+    return native_test_file(
+        suite,
+        ["", "let assertions =", f" let candidate = {suite.entry_point} in"],
+        lambda call, expected: f"  assert ({call} = {expected});",
+        lambda text: f"  {_inline_comment(text)}",
+        ["  ()"],
+    )
 
 
 OCAML = Language(

@@ -18,7 +18,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from iterkd.execution.languages.spec import Language, PromptParts, TranslatedSuite, no_type_check
+from iterkd.execution.languages.spec import (
+    Language,
+    PromptParts,
+    TranslatedSuite,
+    native_test_file,
+    no_type_check,
+)
 from iterkd.execution.languages.types import Untranslatable, VType, contains_kind
 
 # R's reserved words (?Reserved): none can be a parameter's or a function's plain name.
@@ -217,15 +223,14 @@ def prompt(parts: PromptParts) -> str:
 
 def render_tests(suite: TranslatedSuite) -> str:
     """A test file as MultiPL-E writes them for R: `identical` on each call, quit(1) on failure."""
-    lines = ["test_humaneval <- function() {", f"candidate <- {_symbol(suite.entry_point)}"]
-    for case in suite.cases:
-        if case.expected_text is not None:
-            check = f"identical({case.call}, {case.expected_text})"
-            lines.append(f"    if(!{check}){{quit('no', 1)}}")
-        else:
-            lines.append(f"    # checked as in Python: {case.source}")
-    lines += ["}", "test_humaneval()"]
-    return "\n".join(lines) + "\n"
+    head = ["test_humaneval <- function() {", f"candidate <- {_symbol(suite.entry_point)}"]
+    return native_test_file(
+        suite,
+        head,
+        lambda call, expected: f"    if(!identical({call}, {expected})){{quit('no', 1)}}",
+        lambda text: f"    # {text}",
+        ["}", "test_humaneval()"],
+    )
 
 
 R = Language(

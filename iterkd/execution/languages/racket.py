@@ -19,7 +19,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from iterkd.execution.languages.spec import Language, PromptParts, TranslatedSuite, no_type_check
+from iterkd.execution.languages.spec import (
+    Language,
+    PromptParts,
+    TranslatedSuite,
+    native_test_file,
+    no_type_check,
+)
 from iterkd.execution.languages.types import Untranslatable, VType
 
 # Syntactic forms a Python identifier can spell: as a parameter name one would shadow the form
@@ -179,15 +185,14 @@ def prompt(parts: PromptParts) -> str:
 
 def render_tests(suite: TranslatedSuite) -> str:
     """A rackunit test file, as MultiPL-E writes them."""
-    lines = ["(require rackunit)", "", "(define (test-humaneval)"]
-    lines.append(f"  (let ((candidate {suite.entry_point}))")
-    for case in suite.cases:
-        if case.expected_text is not None:
-            lines.append(f"    (check-equal? {case.call} {case.expected_text})")
-        else:
-            lines.append(f"    ;; checked as in Python: {case.source}")
-    lines += ["))", "", "(test-humaneval)"]
-    return "\n".join(lines) + "\n"
+    head = ["(require rackunit)", "", "(define (test-humaneval)"]
+    return native_test_file(
+        suite,
+        [*head, f"  (let ((candidate {suite.entry_point}))"],
+        lambda call, expected: f"    (check-equal? {call} {expected})",
+        lambda text: f"    ;; {text}",
+        ["))", "", "(test-humaneval)"],
+    )
 
 
 RACKET = Language(

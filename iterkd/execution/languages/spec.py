@@ -81,3 +81,21 @@ class Language:
 
 def no_type_check(arg_types: Sequence[VType], return_type: VType) -> None:
     """Dynamic languages: every unified type is fine."""
+
+
+def native_test_file(
+    suite: TranslatedSuite,
+    head: Sequence[str],
+    check: Callable[[str, str], str],
+    comment: Callable[[str], str],
+    tail: Sequence[str],
+) -> str:
+    """A MultiPL-E-style test file: `head`, one `check(call, expected)` line per equality case,
+    a `comment` line for every other case (checked as in Python, not by this file), `tail`."""
+    lines = list(head)
+    for case in suite.cases:
+        if case.expected_text is not None:
+            lines.append(check(case.call, case.expected_text))
+        else:
+            lines.append(comment(f"checked as in Python: {case.source}"))
+    return "\n".join([*lines, *tail]) + "\n"
