@@ -11,7 +11,7 @@ from pathlib import Path
 
 from iterkd.config import TINY_PREFIX, ConfigError, ModelSpec, RunConfig
 from iterkd.execution.languages import LANGUAGES
-from iterkd.localize import PYTHON, has_linter, localize_questions
+from iterkd.localize import PYTHON, localize_questions, missing_linter
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer
 from iterkd.questions import load_source
 
@@ -70,8 +70,10 @@ def _language_problems(cfg: RunConfig, notes: list[str]) -> list[str]:
                 f"sandbox.open_files: {spec.title} does not start with {cfg.sandbox.open_files} "
                 f"open files; it needs at least {spec.min_open_files}"
             )
-        if shutil.which(spec.interpreter) and not has_linter(language) and key == "language":
-            notes.append(f"language: {language} (no linter: the static-analysis view is absent)")
+        if key == "language":
+            reason = missing_linter(language)
+            view = f"absent ({reason})" if reason else spec.linter
+            notes.append(f"language: {language}; static-analysis view: {view}")
     if cfg.language != PYTHON:
         for key, source in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval)):
             with contextlib.suppress(ValueError, OSError):  # reported above

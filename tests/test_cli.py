@@ -61,6 +61,21 @@ def test_train_settings_that_cannot_work(tmp_path: Path, capsys) -> None:
     assert main(["validate", CONFIG, "train.sfim_ratio=0.5", "train.method=full"]) == 0
 
 
+def test_language_settings_are_checked_before_any_compute(capsys, monkeypatch) -> None:
+    args = ["validate", CONFIG, "language=r", "sandbox.open_files=100"]
+    _fails(args, capsys, "sandbox.open_files: R does not start with 100", "at least 167")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no interpreter can be found
+    args = ["validate", CONFIG, "translate.enabled=true", "translate.languages=[ocaml]"]
+    _fails(args, capsys, "translate.languages: ocaml programs need `ocamlc`", "ocaml-nox")
+
+
+def test_validate_says_how_another_language_will_run(capsys) -> None:
+    assert main(["validate", CONFIG, "language=racket"]) == 0
+    out = capsys.readouterr().out
+    assert "language: racket; static-analysis view: absent (no linter for Racket" in out
+    assert "data.eval: 21 questions translate to racket" in out
+
+
 @pytest.fixture
 def run(tmp_path: Path) -> RunDir:
     return RunDir.create(tmp_path / "run", load_config(CONFIG))
