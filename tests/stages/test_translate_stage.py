@@ -14,9 +14,16 @@ from iterkd.execution import Executor, SandboxConfig
 from iterkd.generation import Sample
 from iterkd.localize import localize_questions, translate_text
 from iterkd.questions import load_bundled
+from iterkd.records import SampleRecord, VerdictRecord, write_json, write_jsonl
 from iterkd.rundir import RunDir
 from iterkd.stages import run_stage
-from iterkd.stages.translate import _deduplicated, _language_records, _training_rows
+from iterkd.stages.common import StageContext
+from iterkd.stages.translate import (
+    _deduplicated,
+    _language_records,
+    _python_solutions,
+    _training_rows,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("lua5.4") is None, reason="needs lua5.4")
 
@@ -115,3 +122,33 @@ def test_a_disabled_stage_says_so_and_writes_empty_outputs(tmp_path: Path) -> No
     assert summary == {"enabled": False, "note": "translate is off (translate.enabled: false)"}
     for name in ("translations.jsonl", "samples.jsonl", "verdicts.jsonl"):
         assert (run.stage_dir(0, "translate") / name).read_text() == ""
+
+
+def test_a_python_run_translates_the_reference_then_the_teachers_passed_answers(
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(None, ["translate.enabled=true", "translate.languages=[lua]"])
+    run = RunDir.create(tmp_path / "run", cfg)
+    question = SEED["sum_of_evens"]
+    codes = ["def sum_of_evens(n):\n    return 0\n", question.reference_solution, "def alt(): ..."]
+    samples = [
+        SampleRecord(id=f"{question.id}/teacher/{i}", question_id=question.id, role="teacher",
+                     index=i, text=c, code=c, finish_reason="stop", prompt_tokens=1,
+                     completion_tokens=1)
+        for i, c in enumerate(codes)
+    ]  # fmt: skip
+    verdicts = [
+        VerdictRecord(sample_id=s.id, question_id=question.id, role="teacher", index=s.index,
+                      status="passed" if i else "failed", passed=bool(i), tests_passed=0,
+                      tests_total=5)
+        for i, s in enumerate(samples)
+    ]  # fmt: skip
+    for stage, name, rows in (("teacher", "samples", samples), ("verify", "verdicts", verdicts)):
+        folder = run.stage_dir(0, stage)
+        folder.mkdir(parents=True)
+        write_jsonl(folder / f"{name}.jsonl", rows)
+        write_json(folder / "summary.json", {})
+    ctx = StageContext(run=run, cfg=cfg, round=0, stage="translate", out=tmp_path / "out")
+    sources = _python_solutions(ctx, [question])[question.id]
+    # the failed answer is not a source, the reference is not taken twice, the cap is 2
+    assert sources == {"reference": question.reference_solution, samples[2].id: codes[2]}
