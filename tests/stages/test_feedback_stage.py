@@ -78,12 +78,12 @@ def test_outputs_hold_one_record_per_sample_and_question(two_runs: list[Any]) ->
     assert [r.question_id for r in records] == sorted(q.id for q in QUESTIONS)
     for record in records:
         assert record.attempts == 2 and record.bucket_history == [record.bucket]
-        assert set(record.views) == {"tests", "ruff", "pylint", "judge"}
+        assert set(record.views) == {"tests", "ruff", "pylint", "lint", "judge"}
         assert all(v is None or 0.0 <= v <= 1.0 for v in record.views.values())
         assert sum(record.failure_kinds.values()) == record.attempts - record.passed
     assert summary["questions"] == 3 and summary["samples"] == 6
     assert sum(summary["buckets"].values()) == 3
-    assert set(summary["views"]) == {"tests", "ruff", "pylint", "judge"}
+    assert set(summary["views"]) == {"tests", "ruff", "pylint", "lint", "judge"}
 
 
 def test_judge_replies_are_parsed_or_kept_raw_as_missing(two_runs: list[Any]) -> None:
