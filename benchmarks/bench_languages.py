@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -82,17 +83,19 @@ def bare(batch: list[Program]) -> float:
 
 
 def _start(job: dict) -> subprocess.Popen:
-    """Write the job's files into a fresh directory, build if needed, start it (fd 3 -> null)."""
+    """Write the job's files into a fresh directory and start its build (if any) and run as one
+    shell command, so that a compiled language's builds also run one per core; fd 3 -> null."""
     directory = tempfile.mkdtemp(prefix="iterkd-bench-")
     for name, text in job["files"].items():
         Path(directory, name).write_text(text, encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 3)
+    command = f"exec {shlex.join(job['argv'])}"
     if job.get("build"):
-        subprocess.run(job["build"], cwd=directory, check=True, capture_output=True, pass_fds=(3,))
+        command = f"{shlex.join(job['build'])} >/dev/null 2>&1 && {command}"
     return subprocess.Popen(
-        job["argv"], cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        pass_fds=(3,),
+        ["/bin/sh", "-c", command], cwd=directory, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, pass_fds=(3,),
     )  # fmt: skip
 
 
