@@ -238,7 +238,8 @@ def verify_answers(
     questions: Mapping[str, Question],
     analyze: bool = True,
 ) -> list[VerdictRecord]:
-    """Run answers in the run's language; ruff/pylint only where they can read it (Python)."""
+    """Run answers in the run's language, with its static view where one runs (ruff and pylint
+    for Python, luacheck for Lua; none for the others)."""
     language = ctx.cfg.language
     analysis = ctx.cfg.analysis if analyze and has_linter(language) else None
     return verify_samples(samples, questions, ctx.cfg.sandbox, analysis, language)
