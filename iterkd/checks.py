@@ -4,7 +4,6 @@ config key and the file."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ from iterkd.config import TINY_PREFIX, ConfigError, ModelSpec, RunConfig
 from iterkd.execution.languages import LANGUAGES
 from iterkd.localize import PYTHON, localize_questions, missing_linter
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer
-from iterkd.questions import load_source
+from iterkd.questions import Question, load_source
 
 TINY_ROLES = ("teacher", "student", "judge")
 
@@ -24,13 +23,14 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
     problems: list[str] = []
     for key, source in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval)):
         try:
-            count = len(load_source(source))
+            questions = load_source(source)
         except (ValueError, OSError) as exc:
             problems.append(f"{key}: {exc}")
             continue
-        if count == 0:
+        if not questions:
             problems.append(f"{key}: the question set is empty")
-        notes.append(f"{key}: {count} questions")
+        notes.append(f"{key}: {len(questions)} questions")
+        problems += _translation_problems(cfg.language, key, questions, notes)
     for role in ("teacher", "student", "judge"):
         spec = getattr(cfg.models, role)
         if spec is None:
@@ -55,8 +55,8 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
 
 
 def _language_problems(cfg: RunConfig, notes: list[str]) -> list[str]:
-    """Each language the run executes needs its interpreter (or compiler) on PATH, and its eval
-    set must keep questions whose tests translate."""
+    """Each language the run executes needs its interpreter (or compiler) on PATH and enough
+    open files."""
     problems = []
     for key, language in _languages(cfg):
         spec = LANGUAGES[language]
@@ -74,14 +74,19 @@ def _language_problems(cfg: RunConfig, notes: list[str]) -> list[str]:
             reason = missing_linter(language)
             view = f"absent ({reason})" if reason else spec.linter
             notes.append(f"language: {language}; static-analysis view: {view}")
-    if cfg.language != PYTHON:
-        for key, source in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval)):
-            with contextlib.suppress(ValueError, OSError):  # reported above
-                kept, _ = localize_questions(load_source(source), cfg.language)
-                notes.append(f"{key}: {len(kept)} questions translate to {cfg.language}")
-                if not kept:
-                    problems.append(f"{key}: no question's tests translate to {cfg.language}")
     return problems
+
+
+def _translation_problems(
+    language: str, key: str, questions: list[Question], notes: list[str]
+) -> list[str]:
+    """For another language than Python: how many of a set's questions translate (none: a
+    problem)."""
+    if language == PYTHON or not questions:
+        return []
+    kept, _ = localize_questions(questions, language)
+    notes.append(f"{key}: {len(kept)} questions translate to {language}")
+    return [] if kept else [f"{key}: no question's tests translate to {language}"]
 
 
 def _languages(cfg: RunConfig) -> list[tuple[str, str]]:

@@ -123,20 +123,19 @@ def dropped_summary(dropped: Sequence[DroppedQuestion]) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ the prompts' texts
-SOLVE_TEMPLATES = {True: "solve", False: "solve_language"}
 TRANSLATE_TEMPLATE = "translate"
 
 
 def solve_template(language: str) -> str:
-    return SOLVE_TEMPLATES[language == PYTHON]
+    return "solve" if language == PYTHON else "solve_language"
 
 
 def solve_text(question: Question, language: str) -> str:
     """The user message asking for a solution in `language`."""
     if language == PYTHON:
-        return render("solve", prompt=question.prompt)
+        return render(solve_template(language), prompt=question.prompt)
     return render(
-        "solve_language",
+        solve_template(language),
         language=language_title(language),
         prompt=question_prompt(question, language),
         fence=fence_tags(language)[0],

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from iterkd.codeblocks import extract_code
+from iterkd.config import RunConfig
 from iterkd.execution import Executor, ProgramVerdict
 from iterkd.generation import Message, Prompt, Sample, SamplingParams
 from iterkd.localize import (
@@ -131,7 +132,7 @@ def _verified(
     with Executor(ctx.cfg.sandbox) as executor:
         for language, (questions, _) in jobs.items():
             records += _language_records(executor, language, questions, sources, results)
-    return _deduplicated(records, ctx.cfg.translate.dedup_threshold, ctx.cfg)
+    return _deduplicated(records, ctx.cfg)
 
 
 def _language_records(
@@ -173,9 +174,11 @@ def _record(
     )
 
 
-def _deduplicated(records: list[TranslationRecord], threshold: float, cfg: Any) -> list:
+def _deduplicated(records: list[TranslationRecord], cfg: RunConfig) -> list:
     """Passing translations in order; one whose MinHash Jaccard to an earlier kept one of the
-    same question and language reaches `threshold` is a duplicate; then the per-question cap."""
+    same question and language reaches `translate.dedup_threshold` is a duplicate; then the
+    per-question cap."""
+    threshold = cfg.translate.dedup_threshold
     syn = cfg.synthesize
     passing = [r for r in records if r.outcome == "kept"]
     sigs = signatures([r.code for r in passing], syn.num_perm, syn.shingle_size, syn.shingle)

@@ -71,7 +71,7 @@ def test_translations_are_kept_only_when_they_pass_and_duplicates_are_dropped() 
     sources = {qid: {"reference": questions[0].reference_solution}}
     with Executor(SandboxConfig(workers=2)) as executor:
         records = _language_records(executor, "lua", questions, sources, results)
-    records = _deduplicated(records, cfg.translate.dedup_threshold, cfg)
+    records = _deduplicated(records, cfg)
     outcomes = [r.outcome for r in records]
     assert outcomes[0] == "kept" and records[0].tests_passed == records[0].tests_total == 5
     assert outcomes[1] == "failed" and "expected 6" in records[1].message
@@ -95,7 +95,7 @@ def test_the_cap_keeps_the_first_passing_translations() -> None:
     sources = {questions[0].id: {"reference": questions[0].reference_solution}}
     with Executor(SandboxConfig(workers=2)) as executor:
         records = _language_records(executor, "lua", questions, sources, results)
-    assert [r.outcome for r in _deduplicated(records, 0.6, cfg)] == ["kept", "over_cap"]
+    assert [r.outcome for r in _deduplicated(records, cfg)] == ["kept", "over_cap"]
 
 
 def test_the_translate_prompt_shows_the_python_and_the_lua_header() -> None:

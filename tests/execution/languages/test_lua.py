@@ -11,7 +11,7 @@ import pytest
 
 from iterkd.execution import Executor, Program, SandboxConfig, Status, TestSuite
 from iterkd.execution.languages.lua import LUA, canonical, literal
-from iterkd.questions import Question, load_bundled
+from iterkd.questions import load_bundled
 
 if shutil.which("lua5.4") is None:
     if os.environ.get("CI"):
@@ -52,14 +52,6 @@ end
 
 def program(name: str, source: str, entry: str = "sum_of_evens") -> Program:
     return Program(id=name, source=source, tests=QUESTIONS[entry].tests, language="lua")
-
-
-def echo(value_lua: str) -> Program:
-    """A program returning a fixed Lua value, for tests whose expectation is that value."""
-    tests = TestSuite(form="asserts", asserts=["assert f(0) == 0"], entry_point="f")
-    return Program(
-        id=value_lua, source=f"function f(x) return {value_lua} end", tests=tests, language="lua"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +180,3 @@ def test_untranslatable_tests_make_the_program_invalid_not_skipped(executor: Exe
     verdict = executor.run([Program(id="p", source=source, tests=tests, language="lua")])[0]
     assert verdict.status is Status.INVALID
     assert "test 1 (assert len(f(1)) == 1)" in verdict.message
-
-
-def question(entry: str) -> Question:
-    return QUESTIONS[entry]
