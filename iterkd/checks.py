@@ -10,8 +10,10 @@ from pathlib import Path
 
 from iterkd.config import TINY_PREFIX, ConfigError, ModelSpec, RunConfig
 from iterkd.execution.languages import LANGUAGES
+from iterkd.gguf_import import GGUF_PREFIX, cached_import, check_source
 from iterkd.localize import PYTHON, localize_questions, missing_linter
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer
+from iterkd.prompts import PromptFolderError, PromptSet
 from iterkd.questions import Question, load_source
 
 TINY_ROLES = ("teacher", "student", "judge")
@@ -43,8 +45,13 @@ def validate_config(cfg: RunConfig, where: str) -> list[str]:
             notes.append(f"models.{role}: {spec.backend} {spec.path or spec.endpoints}")
     problems += _train_problems(cfg)
     problems += _language_problems(cfg, notes)
+    problems += _prompt_problems(cfg, notes)
     reference = cfg.synthesize.perplexity_model
-    if reference and not reference.startswith(TINY_PREFIX):
+    if reference and reference.startswith(GGUF_PREFIX):
+        problem = check_source(reference[len(GGUF_PREFIX) :])
+        if problem:
+            problems.append(f"synthesize.perplexity_model: {problem}")
+    elif reference and not reference.startswith(TINY_PREFIX):
         try:
             check_checkpoint(reference, role="perplexity model")
         except ModelLoadError as exc:
@@ -74,6 +81,26 @@ def _language_problems(cfg: RunConfig, notes: list[str]) -> list[str]:
             reason = missing_linter(language)
             view = f"absent ({reason})" if reason else spec.linter
             notes.append(f"language: {language}; static-analysis view: {view}")
+    return problems
+
+
+def _prompt_problems(cfg: RunConfig, notes: list[str]) -> list[str]:
+    """The prompt folder exists, and each template in it is one iterkd uses, parses as Jinja and
+    asks only for variables iterkd passes."""
+    if cfg.prompts is None:
+        notes.append("prompts: iterkd's default prompts")
+        return []
+    try:
+        prompts = PromptSet(cfg.prompts)
+    except PromptFolderError as exc:
+        return [str(exc)]
+    problems = prompts.problems()
+    if not problems:
+        own = prompts.overridden()
+        notes.append(
+            f"prompts: {cfg.prompts}: {', '.join(own) or 'no template'} from the folder, "
+            "the others iterkd's defaults"
+        )
     return problems
 
 
@@ -120,6 +147,11 @@ def _missing_fim_tokens(cfg: RunConfig) -> list[str]:
     path = cfg.models.student.path or ""
     if path.startswith(TINY_PREFIX):
         return fim_tokens(cfg.train).as_list()  # the tiny tokenizer has no FIM sentinels
+    if path.startswith(GGUF_PREFIX):  # known only once imported: validate does not import
+        imported = cached_import(path[len(GGUF_PREFIX) :])
+        if imported is None:
+            return []
+        path = str(imported)
     try:
         from transformers import AutoTokenizer
 
@@ -139,6 +171,8 @@ def _model_problem(spec: ModelSpec, role: str) -> str | None:
     if path.startswith(TINY_PREFIX):
         name = path[len(TINY_PREFIX) :]
         return None if name in TINY_ROLES else f"path {path}: tiny models are {TINY_ROLES}"
+    if path.startswith(GGUF_PREFIX):  # cheap: the file and the extra, no import
+        return check_source(path[len(GGUF_PREFIX) :])
     try:
         checked = check_checkpoint(path, role=role)
         check_tokenizer(checked, role=role, need_chat_template=True)

@@ -70,6 +70,34 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models_import(args: argparse.Namespace) -> int:
+    from iterkd.gguf_import import import_gguf
+
+    to = Path(args.to).expanduser()
+    existed = to.is_dir() and any(to.iterdir())
+    manifest = import_gguf(args.source, to)
+    files = sorted(p.name for p in to.iterdir() if p.is_file())
+    summary = {"to": str(to), "written": not existed, "files": files, **manifest}
+    print(json.dumps(summary, indent=2))
+    if existed:
+        print(f"{to} already holds this import (same sha256): nothing written", file=sys.stderr)
+    return 0
+
+
+def _add_models_commands(commands) -> None:
+    """`iterkd models <action>`: one group for the commands that make or manage model folders;
+    each action is a parser of its own under it."""
+    models = commands.add_parser("models", help="import and manage model checkpoints")
+    actions = models.add_subparsers(dest="models_command", required=True)
+    imp = actions.add_parser(
+        "import",
+        help="a GGUF file (or smollm2-135m-instruct) as a standard Hugging Face checkpoint",
+    )
+    imp.add_argument("source", help="FILE.gguf, or a known name: smollm2-135m-instruct")
+    imp.add_argument("--to", required=True, help="output directory (must not exist, or be empty)")
+    imp.set_defaults(handler=_models_import)
+
+
 def _add_cycle_commands(commands) -> None:
     overrides = {"nargs": "*", "metavar": "key.path=value", "help": "config overrides"}
     run = commands.add_parser("run", help="start a distillation run (or continue it)")
@@ -106,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--skip-eval", action="store_true", help="do not measure pass fractions")
     tiny.set_defaults(handler=_tiny_models)
     _add_cycle_commands(commands)
+    _add_models_commands(commands)
     from iterkd.promote import add_promote_parser
 
     add_promote_parser(commands)

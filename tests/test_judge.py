@@ -45,6 +45,15 @@ def test_an_earlier_brace_that_is_not_json_is_skipped() -> None:
         ("OVERALL: 1", 1.0),
         ("Overall: 10/10", 10.0),
         ("Overall: 7.5", 7.5),
+        ("**Overall:** 7", 7.0),  # markdown emphasis around the label or the number
+        ("*Score*: **6**/10", 6.0),
+        ("`Score: 4`", 4.0),
+        ("Your answer is correct and the score is 7.", 7.0),  # a sentence ending in a period
+        ("Correctness: 9\nReadability: 4\nOverall: 8", 8.0),  # overall decides
+        ("I would rate this answer 7/10.", 7.0),  # one lone N/10
+        ("Rating: 3 out of 10", 3.0),
+        ("Score: 6\nThe code is short. Score: 6.", 6.0),  # repeated, the same value
+        ("{'overall': 5, 'efficiency': 4,}", 5.0),  # a Python dict, trailing comma
     ],
 )
 def test_text_fallbacks(text: str, overall: float) -> None:
@@ -69,6 +78,13 @@ def test_text_fallbacks(text: str, overall: float) -> None:
         ("this answer looks fine to me", "no score found"),
         ("", "no score found"),
         ("\n\n\n", "no score found"),
+        ("Score: N", "no score found"),  # the format's placeholder, parroted
+        ("Score each criterion from 1 to 10.", "no score found"),  # the rubric, parroted
+        ("It deserves a score of 1 to 10.", "no score found"),  # a range is no score
+        ("Score: 3\nOn reflection, Score: 8", "conflicting scores"),
+        ("7/10 for style, 4/10 for correctness", "conflicting scores"),
+        ("```python\nscore = 5\n```", "no score found"),  # code echoed, not a verdict
+        ("{'overall': 7, 'x': f(3)}", "no score found"),  # not a literal
     ],
 )
 def test_out_of_range_or_garbage_is_missing_not_coerced(text: str, fragment: str) -> None:

@@ -1,4 +1,4 @@
-"""A generation backend from a `ModelSpec` of the run config (`tiny:<role>` paths resolved)."""
+"""A generation backend from a `ModelSpec` of the run config (`tiny:` and `gguf:` paths resolved)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ from pathlib import Path
 
 from iterkd.config import TINY_PREFIX, ModelSpec
 from iterkd.generation.base import Backend
+from iterkd.gguf_import import GGUF_PREFIX
 
 
 def resolve_model_path(path: str) -> Path:
-    """A local path as given, or the tiny model of a `tiny:<role>` path (built on first use)."""
+    """A local path as given, the tiny model of a `tiny:<role>` path (built on first use), or
+    the cached HF import of a `gguf:<file or known name>` path (imported on first use)."""
     if path.startswith(TINY_PREFIX):
         from iterkd.tiny_models import ensure_tiny_models
 
         return ensure_tiny_models() / path[len(TINY_PREFIX) :]
+    if path.startswith(GGUF_PREFIX):
+        from iterkd.gguf_import import ensure_imported
+
+        return ensure_imported(path[len(GGUF_PREFIX) :])
     return Path(path).expanduser()
 
 

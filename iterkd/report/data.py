@@ -9,11 +9,21 @@ Schema (version 1), round report:
         controller_pid}, round, status, missing[str],
     stages{stage: {status, seconds, attempts, error, note}},
     time{stage: seconds}, tokens{stage: {prompt, completion, trained}},
-    evaluation{pass_at{k: v}, questions, samples, previous, vs_previous{k: d}, vs_baseline{k: d}}
+    extraction{stage (or "evaluate/greedy"): {status: n}} (answers by code-extraction outcome,
+        iterkd.codeblocks: ok, no_code, no_entry_point, ...; {} for runs from before it was
+        counted),
+    evaluation{pass_at{k: v}, questions, samples, previous, vs_previous{k: d}, vs_baseline{k: d},
+        greedy (greedy pass@1 or None), intervals{k|"greedy": [low, high]} (95 %, bootstrap over
+        questions), changes{vs_previous|vs_baseline: {k|"greedy": {questions, before, after, delta,
+        ci95, p_value, significant, test}}} (paired over the same questions; both empty for runs
+        from before they were recorded)}
     and, except for the baseline:
     verify{teacher{...}, student{...}, questions, questions_with_pairs},
     feedback{views{name: {mean, present, missing, histogram[10 bins over 0..1]}}, buckets, judge,
-             fused_mean, disagreements, failure_kinds},
+             fused_mean, disagreements, failure_kinds,
+             train_pass{questions, before{value, ci95}, after{value, ci95}, vs_round_start,
+                        vs_baseline} (the student's pass@1 on the round's questions before and
+                        after its training; None for runs from before it was measured)},
     transitions{previous, rows{from (easy|medium|hard|new): {to (easy|medium|hard|left): n}}},
     synthesis{funnel[[step, n]], rejections[{reason, count, example}], next_pool, note},
     findings{teacher|student|student_after: [[code, n]]},
@@ -30,7 +40,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from iterkd.codeblocks import EXTRACTION_STATUSES
 from iterkd.feedback import VIEWS
+from iterkd.metrics import describe_change, describe_value
 from iterkd.report.drilldown import questions
 from iterkd.report.sources import ReportError, RunSource, StageInfo, normalize_label
 from iterkd.rundir import BASELINE
@@ -46,7 +58,8 @@ FUNNEL = (
     "perplexity_ok", "quality_ok", "accepted",
 )  # fmt: skip
 TRAIN_COLUMNS = ("step", "loss", "nll", "sfim", "contrastive", "margin")
-GENERATION_KEYS = ("generation", "judge_generation", "quality_generation")
+GENERATION_KEYS = ("generation", "judge_generation", "quality_generation", "greedy_generation")
+GREEDY = "greedy_pass@1"  # iterkd.stages.evaluate.GREEDY (importing a stage costs seconds)
 
 
 def run_report(source: RunSource) -> dict[str, Any]:
@@ -118,6 +131,7 @@ def round_report(source: RunSource, round_: int | str | None) -> dict[str, Any]:
         "evaluation": evaluation(source, label, stages["evaluate"]),
         "time": {s: info.seconds for s, info in stages.items()},
         "tokens": {s: tokens(source, label, s, info) for s, info in stages.items()},
+        "extraction": extraction(stages),
     }
     if label != BASELINE:
         report |= _cycle_sections(source, label, stages)
@@ -177,6 +191,7 @@ def evaluation(source: RunSource, label: str, info: StageInfo) -> dict[str, Any]
         "pass_at": mine,
         "questions": info.summary.get("questions"),
         "samples": info.summary.get("samples"),
+        **statistics(info.summary),
     }
     if label != BASELINE:
         out["vs_baseline"] = _deltas(mine, _pass_of(source, BASELINE))
@@ -185,6 +200,99 @@ def evaluation(source: RunSource, label: str, info: StageInfo) -> dict[str, Any]
         out["previous"] = previous
         out["vs_previous"] = _deltas(mine, _pass_of(source, previous))
     return out
+
+
+def statistics(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the evaluate step measured beyond pass@k, keyed like `pass_at` ("1", "2", and
+    "greedy" for greedy pass@1): `greedy` (None when off), `intervals{key: [low, high]}`, and
+    `changes{vs_previous|vs_baseline: {key: paired comparison}}`. Empty for runs from before
+    these were recorded: they show values and deltas alone."""
+    intervals = summary.get("intervals") or {}
+    changes = {
+        which: {_key(m): c for m, c in (summary.get(which) or {}).items() if isinstance(c, dict)}
+        for which in ("vs_previous", "vs_baseline")
+    }
+    return {
+        "greedy": summary.get(GREEDY) if _is_number(summary.get(GREEDY)) else None,
+        "intervals": {_key(m): list(ci) for m, ci in intervals.items()},
+        "changes": changes,
+    }
+
+
+def _key(metric: str) -> str:
+    """A summary's metric name as the report keys it: "pass@2" -> "2", greedy -> "greedy"."""
+    return "greedy" if metric == GREEDY else metric.removeprefix("pass@")
+
+
+def value_text(value: float | None, ci95: Any = None) -> str | None:
+    """A measured rate for a table cell, with its interval where one was recorded."""
+    return None if value is None else describe_value(value, ci95)
+
+
+STATISTICS_NOTE = (
+    "[low, high]: 95 % interval, bootstrap over questions; changes: delta [95 % interval], "
+    "p-value of a paired sign-flip test over the questions both evaluations share "
+    '("not significant" where p >= 0.05)'
+)
+
+
+def evaluation_rows(evaluation: dict[str, Any]) -> list[list[str | None]]:
+    """[metric, value with interval, change vs previous, change vs baseline] per pass@k, and for
+    greedy pass@1 when it was measured: the rows both renderers show."""
+    return [
+        [name, pass_cell(evaluation, key), change_text(evaluation, "vs_previous", key),
+         change_text(evaluation, "vs_baseline", key)]
+        for name, key in pass_columns([evaluation])
+    ]  # fmt: skip
+
+
+def pass_columns(evaluations: list[dict[str, Any] | None]) -> list[tuple[str, str]]:
+    """(name, key) of every rate the evaluations measured: pass@k by k, then greedy pass@1."""
+    ks = {k for e in evaluations for k in ((e or {}).get("pass_at") or {})}
+    columns = [(f"pass@{k}", k) for k in sorted(ks, key=int)]
+    if any((e or {}).get("greedy") is not None for e in evaluations):
+        columns.append(("greedy pass@1", "greedy"))
+    return columns
+
+
+def pass_cell(evaluation: dict[str, Any] | None, key: str) -> str | None:
+    """One measured rate with its interval (where recorded); None where it was not measured."""
+    evaluation = evaluation or {}
+    measured = {"greedy": evaluation.get("greedy"), **(evaluation.get("pass_at") or {})}
+    return value_text(measured.get(key), (evaluation.get("intervals") or {}).get(key))
+
+
+def has_statistics(evaluations: list[dict[str, Any] | None]) -> bool:
+    """Whether any evaluation recorded intervals: the note that explains them is shown then."""
+    return any((e or {}).get("intervals") for e in evaluations)
+
+
+def train_pass_row(train_pass: dict[str, Any]) -> list[Any]:
+    """[questions, before, after, change, vs round 0's student]: the student's pass@1 on the
+    round's own questions before and after the round's training."""
+    before, after = train_pass.get("before") or {}, train_pass.get("after") or {}
+    baseline = train_pass.get("vs_baseline")
+    return [
+        train_pass.get("questions"),
+        value_text(before.get("value"), before.get("ci95")),
+        value_text(after.get("value"), after.get("ci95")),
+        _described(train_pass.get("vs_round_start")),
+        _described(baseline) if baseline else "no question shared with round 000",
+    ]
+
+
+def _described(comparison: dict[str, Any] | None) -> str | None:
+    return describe_change(comparison) if comparison else None
+
+
+def change_text(evaluation: dict[str, Any], which: str, key: str) -> str | None:
+    """A change for a table cell: the paired comparison's delta, interval and p-value ("not
+    significant" where it is not), or the bare delta of a run from before the tests."""
+    comparison = ((evaluation.get("changes") or {}).get(which) or {}).get(key)
+    if comparison is not None:
+        return describe_change(comparison)
+    delta = (evaluation.get(which) or {}).get(key)
+    return None if delta is None else f"{delta:+.3f}"
 
 
 def _pass_of(source: RunSource, label: str) -> dict[str, float] | None:
@@ -218,6 +326,7 @@ def feedback(source: RunSource, label: str, info: StageInfo) -> dict[str, Any] |
         "fused_mean": summary.get("fused_mean"),
         "disagreements": summary.get("disagreements"),
         "failure_kinds": summary.get("failure_kinds"),
+        "train_pass": summary.get("train_pass"),  # None for runs from before it was measured
     }
 
 
@@ -341,14 +450,72 @@ def tokens(source: RunSource, label: str, stage: str, info: StageInfo) -> dict[s
     summary = info.summary
     reports = [(summary or {}).get(key) for key in GENERATION_KEYS]
     completion = [r["completion_tokens"] for r in reports if isinstance(r, dict)]
-    has_samples = (source.stage_dir(label, stage) / "samples.jsonl").is_file()
-    samples = source.jsonl(label, stage, "samples.jsonl") if has_samples else None
+    samples = None
+    for name in ("samples.jsonl", "greedy_samples.jsonl"):  # greedy: evaluate.greedy's answers
+        if (source.stage_dir(label, stage) / name).is_file():
+            samples = (samples or []) + (source.jsonl(label, stage, name) or [])
     trained = (summary or {}).get("completion_tokens") if stage == "train" else None
     return {
         "prompt": sum(int(s.get("prompt_tokens") or 0) for s in samples) if samples else None,
         "completion": sum(completion) if completion else None,
         "trained": trained,
     }
+
+
+# ------------------------------------------------------------------ code extraction
+EXTRACTION_NOTE = (
+    "usable: the answer gave a program defining the function asked for; no_code: nothing that "
+    "looks like code; no_entry_point: code without that function; syntax_error: it does not "
+    "parse; truncated: cut at max tokens before the function was complete; skipped: the prompt "
+    "did not fit the context"
+)
+
+
+def extraction(stages: dict[str, StageInfo]) -> dict[str, dict[str, int]]:
+    """Per stage that sampled answers (`<stage>/<kind>` for a stage's other generations, e.g.
+    `evaluate/greedy`), its answers by extraction outcome, as the summary counted them."""
+    out: dict[str, dict[str, int]] = {}
+    for stage, info in stages.items():
+        for key in GENERATION_KEYS:
+            report = (info.summary or {}).get(key)
+            counts = report.get("extraction") if isinstance(report, dict) else None
+            if isinstance(counts, dict) and counts:
+                name = stage if key == "generation" else f"{stage}/{key.split('_')[0]}"
+                out[name] = {k: v for k, v in counts.items() if _is_number(v)}
+    return out
+
+
+def extraction_rows(counts: dict[str, dict[str, int]]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of a round's extraction table: per stage, answers, usable ones, and a
+    column per failure seen in any stage."""
+    seen = {status for by_status in counts.values() for status in by_status}
+    known = [s for s in EXTRACTION_STATUSES if s in seen and s != "ok"]
+    failures = known + sorted(seen - set(EXTRACTION_STATUSES))  # "unknown": an older record
+    rows = [
+        [stage, sum(by_status.values()), by_status.get("ok", 0),
+         *(by_status.get(f, 0) for f in failures)]
+        for stage, by_status in counts.items()
+    ]  # fmt: skip
+    return ["stage", "answers", "usable", *failures], rows
+
+
+def run_extraction_rows(rounds: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of the run's table: per round, for each stage, "answers without usable
+    code / answers"."""
+    stages = list(dict.fromkeys(s for r in rounds for s in r.get("extraction") or {}))
+    rows = []
+    for r in rounds:
+        counts = r.get("extraction") or {}
+        if counts:
+            rows.append([r["round"], *(_unusable(counts.get(s)) for s in stages)])
+    return ["round", *stages], rows
+
+
+def _unusable(by_status: dict[str, int] | None) -> str | None:
+    if not by_status:
+        return None
+    total = sum(by_status.values())
+    return f"{total - by_status.get('ok', 0)} / {total}"
 
 
 def _is_number(value: Any) -> bool:

@@ -11,7 +11,19 @@ from html import escape
 from typing import Any
 
 from iterkd.report import svg
-from iterkd.report.data import BUCKETS
+from iterkd.report.data import (
+    BUCKETS,
+    EXTRACTION_NOTE,
+    STATISTICS_NOTE,
+    change_text,
+    evaluation_rows,
+    extraction_rows,
+    has_statistics,
+    pass_cell,
+    pass_columns,
+    run_extraction_rows,
+    train_pass_row,
+)
 from iterkd.report.htmlkit import (
     Raw,
     Section,
@@ -23,7 +35,6 @@ from iterkd.report.htmlkit import (
     page,
     pre,
     problems,
-    signed,
     table,
 )
 from iterkd.rundir import STAGES
@@ -46,6 +57,7 @@ def render_round_html(report: dict[str, Any]) -> str:
     sections: list[Section] = [
         ("stages", "Stages: time and tokens", stages_section(report)),
         ("evaluation", "Evaluation", evaluation_section(report)),
+        ("extraction", "Answers without usable code", extraction_section(report)),
     ]
     if label != "baseline":
         sections += [
@@ -104,16 +116,36 @@ def evaluation_section(report: dict[str, Any]) -> str:
     evaluation = report.get("evaluation")
     if evaluation is None:
         return _or_missing(report, "evaluation", str)
-    ks = list(evaluation["pass_at"])
-    rows = [
-        [f"pass@{k}", evaluation["pass_at"][k],
-         signed((evaluation.get("vs_previous") or {}).get(k)),
-         signed((evaluation.get("vs_baseline") or {}).get(k))]
-        for k in ks
-    ]  # fmt: skip
     head = ["metric", "value", f"vs previous ({evaluation.get('previous')})", "vs baseline"]
     note = f"{evaluation.get('questions')} questions, {evaluation.get('samples')} samples"
-    return table(head, rows) + f'<p class="muted">{escape(note)}</p>'
+    if has_statistics([evaluation]):
+        note += f"; {STATISTICS_NOTE}"
+    return table(head, evaluation_rows(evaluation)) + _muted(note)
+
+
+def extraction_section(report: dict[str, Any]) -> str:
+    counts = report.get("extraction") or {}
+    if not counts:
+        return missing("no stage has counted its answers' extraction outcomes (yet)")
+    head, rows = extraction_rows(counts)
+    return table(head, rows) + _muted(EXTRACTION_NOTE)
+
+
+def _muted(text: str) -> str:
+    return f'<p class="muted">{escape(text)}</p>'
+
+
+TRAIN_PASS_HEAD = ["questions", "before training", "after training", "change",
+                   "vs round 000's student"]  # fmt: skip
+
+
+def train_pass_table(train_pass: dict[str, Any] | None) -> str:
+    """The student's pass@1 on the round's questions before and after its training (nothing
+    for a run from before it was measured)."""
+    if not train_pass:
+        return ""
+    caption = "student pass@1 on the round's questions"
+    return table(TRAIN_PASS_HEAD, [train_pass_row(train_pass)], caption=caption)
 
 
 def verify_section(verify: dict[str, Any]) -> str:
@@ -145,7 +177,8 @@ def feedback_section(feedback: dict[str, Any]) -> str:
     buckets = feedback.get("buckets") or {}
     extra = [feedback.get("fused_mean"), feedback.get("disagreements")]
     head = [*BUCKETS, "fused mean", "disagreements"]
-    return out + table(head, [[*(buckets.get(b) for b in BUCKETS), *extra]])
+    out += table(head, [[*(buckets.get(b) for b in BUCKETS), *extra]])
+    return out + train_pass_table(feedback.get("train_pass"))
 
 
 def matrix(transitions: dict[str, Any]) -> str:
@@ -253,8 +286,10 @@ def render_run_html(report: dict[str, Any]) -> str:
     )
     sections: list[Section] = [
         ("pass", "pass@k per round", run_pass_section(rounds)),
+        ("train-pass", "Train-question pass@1 per round", run_train_pass_section(rounds)),
         ("rounds", "Rounds", run_rounds_section(rounds)),
         ("time", "Time and tokens per stage", run_time_section(rounds)),
+        ("extraction", "Answers without usable code", run_extraction_section(rounds)),
         ("views", "Feedback views", run_views_section(rounds)),
         ("transitions", "Bucket transitions", run_transitions_section(rounds)),
         ("synthesis", "Synthesis funnel", run_funnel_section(rounds)),
@@ -273,21 +308,28 @@ def run_pass_section(rounds: list[dict[str, Any]]) -> str:
     ks, labels = _ks(rounds), [r["round"] for r in rounds]
     series = {f"pass@{k}": [(float(i), _pass(r, k)) for i, r in enumerate(rounds)] for k in ks}
     plot = svg.line_chart(series, title="pass@k", x_labels=labels, y_range=(0.0, 1.0))
+    evaluations = [r.get("evaluation") or {} for r in rounds]
+    columns = pass_columns(evaluations)
     rows = [
-        [r["round"], *(_pass(r, k) for k in ks), signed(_delta(r, "vs_previous")),
-         signed(_delta(r, "vs_baseline")), badge(r["status"])]
-        for r in rounds
+        [r["round"], *(pass_cell(e, key) for _, key in columns),
+         change_text(e, "vs_previous", "1"), change_text(e, "vs_baseline", "1"), badge(r["status"])]
+        for r, e in zip(rounds, evaluations, strict=True)
     ]  # fmt: skip
-    head = ["round", *(f"pass@{k}" for k in ks), "Δ pass@1 vs previous", "Δ vs baseline", "status"]
-    return charts(plot) + table(head, rows)
+    head = ["round", *(n for n, _ in columns), "Δ pass@1 vs previous", "Δ vs baseline", "status"]
+    note = _muted(STATISTICS_NOTE) if has_statistics(evaluations) else ""
+    return charts(plot) + table(head, rows) + note
 
 
 def _pass(report: dict[str, Any], k: str) -> float | None:
     return ((report.get("evaluation") or {}).get("pass_at") or {}).get(k)
 
 
-def _delta(report: dict[str, Any], key: str) -> float | None:
-    return ((report.get("evaluation") or {}).get(key) or {}).get("1")
+def run_train_pass_section(rounds: list[dict[str, Any]]) -> str:
+    rows = [[r["round"], *train_pass_row(r["feedback"]["train_pass"])]
+            for r in rounds if (r.get("feedback") or {}).get("train_pass")]  # fmt: skip
+    if not rows:
+        return missing("no round has measured it yet")
+    return table(["round", *TRAIN_PASS_HEAD], rows)
 
 
 def run_rounds_section(rounds: list[dict[str, Any]]) -> str:
@@ -330,6 +372,13 @@ def _tokens(report: dict[str, Any], stage: str) -> Any:
     if parts.get("trained") is not None:
         return f"trained {parts['trained']}"
     return sum(counted) if counted else None
+
+
+def run_extraction_section(rounds: list[dict[str, Any]]) -> str:
+    head, rows = run_extraction_rows(rounds)
+    if not rows:
+        return missing("no round has counted extraction outcomes yet")
+    return table(head, rows) + _muted("per stage: answers without usable code / answers")
 
 
 def run_views_section(rounds: list[dict[str, Any]]) -> str:

@@ -11,7 +11,19 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from iterkd.report.data import BUCKETS
+from iterkd.report.data import (
+    BUCKETS,
+    EXTRACTION_NOTE,
+    STATISTICS_NOTE,
+    change_text,
+    evaluation_rows,
+    extraction_rows,
+    has_statistics,
+    pass_cell,
+    pass_columns,
+    run_extraction_rows,
+    train_pass_row,
+)
 from iterkd.report.htmlkit import visible
 from iterkd.rundir import STAGES
 
@@ -29,10 +41,6 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def signed(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.3f}"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -64,6 +72,8 @@ def render_round_md(report: dict[str, Any]) -> str:
         _stages(report),
         "## Evaluation\n",
         _or_missing(report, "evaluation", _evaluation),
+        "## Answers without usable code\n",
+        _extraction(report.get("extraction") or {}),
     ]
     if label != "baseline":
         out += [
@@ -91,13 +101,31 @@ def _stages(report: dict[str, Any]) -> str:
 
 
 def _evaluation(evaluation: dict[str, Any]) -> str:
-    rows = [
-        [f"pass@{k}", v, signed((evaluation.get("vs_previous") or {}).get(k)),
-         signed((evaluation.get("vs_baseline") or {}).get(k))]
-        for k, v in evaluation["pass_at"].items()
-    ]  # fmt: skip
     head = ["metric", "value", f"vs previous ({evaluation.get('previous')})", "vs baseline"]
-    return table(head, rows)
+    return table(head, evaluation_rows(evaluation)) + _note([evaluation])
+
+
+def _note(evaluations: list[dict[str, Any] | None]) -> str:
+    return f"\n{STATISTICS_NOTE}\n" if has_statistics(evaluations) else ""
+
+
+TRAIN_PASS_HEAD = ["questions", "before training", "after training", "change",
+                   "vs round 000's student"]  # fmt: skip
+
+
+def _train_pass(train_pass: dict[str, Any] | None) -> str:
+    if not train_pass:
+        return ""  # a run from before train-question pass rates were measured
+    return "\nStudent pass@1 on the round's questions:\n\n" + table(
+        TRAIN_PASS_HEAD, [train_pass_row(train_pass)]
+    )
+
+
+def _extraction(counts: dict[str, dict[str, int]]) -> str:
+    if not counts:
+        return "*no stage has counted its answers' extraction outcomes (yet)*\n"
+    head, rows = extraction_rows(counts)
+    return table(head, rows) + f"\n{EXTRACTION_NOTE}\n"
 
 
 def _verify(verify: dict[str, Any]) -> str:
@@ -121,7 +149,8 @@ def _feedback(feedback: dict[str, Any]) -> str:
         keys = ("asked", "parsed", "missing", "not_judged")
         out += "\n" + table(["judge", *keys], [["answers", *(judge.get(k) for k in keys)]])
     buckets = feedback.get("buckets") or {}
-    return out + "\n" + table(list(BUCKETS), [[buckets.get(b) for b in BUCKETS]])
+    out += "\n" + table(list(BUCKETS), [[buckets.get(b) for b in BUCKETS]])
+    return out + _train_pass(feedback.get("train_pass"))
 
 
 def _matrix(transitions: dict[str, Any]) -> str:
@@ -201,7 +230,9 @@ def render_run_md(report: dict[str, Any]) -> str:
         f"{run.get('rounds_planned')} rounds planned\n",
         _missing_lines(report["missing"]),
         "## pass@k per round\n", _run_pass(rounds),
+        "## Train-question pass@1 per round\n", _run_train_pass(rounds),
         "## Seconds per stage\n", _run_time(rounds),
+        "## Answers without usable code per round\n", _run_extraction(rounds),
         "## Feedback\n", _run_feedback(rounds),
         "## Synthesis funnel\n", _run_funnel(rounds),
         "## Training\n", _run_training(rounds),
@@ -209,17 +240,23 @@ def render_run_md(report: dict[str, Any]) -> str:
 
 
 def _run_pass(rounds: list[dict[str, Any]]) -> str:
-    ks = sorted({k for r in rounds for k in ((r.get("evaluation") or {}).get("pass_at") or {})},
-                key=int)  # fmt: skip
+    evaluations = [r.get("evaluation") for r in rounds]
+    columns = pass_columns(evaluations)
     rows = []
-    for r in rounds:
-        evaluation = r.get("evaluation") or {}
-        passes = evaluation.get("pass_at") or {}
-        rows.append([r["round"], *(passes.get(k) for k in ks), r["status"],
-                     signed((evaluation.get("vs_previous") or {}).get("1")),
-                     signed((evaluation.get("vs_baseline") or {}).get("1"))])  # fmt: skip
-    head = ["round", *(f"pass@{k}" for k in ks), "status", "Δ pass@1 vs prev", "Δ vs baseline"]
-    return table(head, rows)
+    for r, evaluation in zip(rounds, evaluations, strict=True):
+        rows.append([r["round"], *(pass_cell(evaluation, key) for _, key in columns),
+                     r["status"], change_text(evaluation or {}, "vs_previous", "1"),
+                     change_text(evaluation or {}, "vs_baseline", "1")])  # fmt: skip
+    head = ["round", *(name for name, _ in columns), "status", "Δ pass@1 vs prev", "Δ vs baseline"]
+    return table(head, rows) + _note(evaluations)
+
+
+def _run_train_pass(rounds: list[dict[str, Any]]) -> str:
+    rows = [[r["round"], *train_pass_row(r["feedback"]["train_pass"])]
+            for r in rounds if (r.get("feedback") or {}).get("train_pass")]  # fmt: skip
+    if not rows:
+        return "*missing: no round has measured it yet*\n"
+    return table(["round", *TRAIN_PASS_HEAD], rows)
 
 
 def _run_time(rounds: list[dict[str, Any]]) -> str:
@@ -232,6 +269,13 @@ def _run_time(rounds: list[dict[str, Any]]) -> str:
         ]  # fmt: skip
         rows.append([r["round"], *cells])
     return table(["round", *STAGES], rows)
+
+
+def _run_extraction(rounds: list[dict[str, Any]]) -> str:
+    head, rows = run_extraction_rows(rounds)
+    if not rows:
+        return "*missing: no round has counted extraction outcomes yet*\n"
+    return table(head, rows) + "\nper stage: answers without usable code / answers\n"
 
 
 def _run_feedback(rounds: list[dict[str, Any]]) -> str:

@@ -23,6 +23,8 @@ def round_scalars(entry: dict[str, Any]) -> dict[str, float]:
     out: dict[str, Any] = {}
     evaluation = entry.get("evaluation") or {}
     out |= {f"eval/pass@{k}": v for k, v in (evaluation.get("pass_at") or {}).items()}
+    out["eval/greedy_pass@1"] = evaluation.get("greedy")
+    out |= _interval_scalars(evaluation.get("intervals") or {})
     verify = entry.get("verify") or {}
     for role in ("teacher", "student"):
         out[f"verify/{role}_pass_rate"] = (verify.get(role) or {}).get("pass_rate")
@@ -33,11 +35,24 @@ def round_scalars(entry: dict[str, Any]) -> dict[str, float]:
     judge = feedback.get("judge")
     if isinstance(judge, dict):
         out["feedback/judge_missing"] = judge.get("missing")
+    train_pass = feedback.get("train_pass") or {}
+    for side in ("before", "after"):
+        out[f"train_questions/pass@1_{side}"] = (train_pass.get(side) or {}).get("value")
     funnel = (entry.get("synthesis") or {}).get("funnel") or []
     out |= {f"synthesis/{step}": n for step, n in funnel}
     training = (entry.get("training") or {}).get("summary") or {}
     out |= {f"train/{k}": training.get(k) for k in ("loss_first", "loss_last", "margin_last")}
     return {k: float(v) for k, v in out.items() if _number(v)}
+
+
+def _interval_scalars(intervals: dict[str, Any]) -> dict[str, Any]:
+    """Each interval as two scalars beside its value: trackers plot numbers, not pairs."""
+    out = {}
+    for key, bounds in intervals.items():
+        name = "greedy_pass@1" if key == "greedy" else f"pass@{key}"
+        if isinstance(bounds, list) and len(bounds) == 2:
+            out[f"eval/{name}_ci95_low"], out[f"eval/{name}_ci95_high"] = bounds
+    return out
 
 
 def round_step(label: str) -> int:

@@ -7,10 +7,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from iterkd.codeblocks import PYTHON_FENCES, extract_code
+from iterkd.codeblocks import EXTRACTION_STATUSES, extract_program
 from iterkd.config import GenerationConfig, ModelSpec, RunConfig
 from iterkd.execution.languages import LANGUAGES
 from iterkd.generation import (
@@ -33,7 +34,7 @@ from iterkd.localize import (
     solve_template,
     solve_text,
 )
-from iterkd.prompts import template_hash
+from iterkd.prompts import DEFAULT_PROMPTS, PromptFolderError, PromptSet
 from iterkd.questions import Question
 from iterkd.records import (
     RecordError,
@@ -67,6 +68,14 @@ class StageContext:
     @property
     def seed(self) -> int:
         return step_seed(self.cfg.seed, self.round, self.stage)
+
+    @cached_property
+    def prompts(self) -> PromptSet:
+        """The run's prompt templates (`prompts` in the config), read once per step."""
+        try:
+            return PromptSet.from_config(self.cfg.prompts)
+        except PromptFolderError as exc:
+            raise StageError(f"{self.label}/{self.stage}: {exc}") from None
 
     def input_dir(self, stage: str, round_index: int | str | None = "this") -> Path:
         """The complete output folder of an earlier step (this round's by default)."""
@@ -130,12 +139,14 @@ def student_spec(ctx: StageContext, after_round: int | None) -> ModelSpec:
 
 
 # ------------------------------------------------------------------ generation
-def solve_prompt(question: Question, language: str = PYTHON) -> Prompt:
+def solve_prompt(
+    question: Question, language: str = PYTHON, prompts: PromptSet = DEFAULT_PROMPTS
+) -> Prompt:
     """The question as asked: Python's own prompt, or its translation for another language."""
     return Prompt(
         id=question.id,
-        messages=(Message(role="user", content=solve_text(question, language)),),
-        template_hash=template_hash(solve_template(language)),
+        messages=(Message(role="user", content=solve_text(question, language, prompts)),),
+        template_hash=prompts.template_hash(solve_template(language)),
     )
 
 
@@ -156,11 +167,10 @@ def sample_answers(
         seed=ctx.seed,
     )
     language = ctx.cfg.language
-    prompts = [solve_prompt(q, language) for q in questions]
+    prompts = [solve_prompt(q, language, ctx.prompts) for q in questions]
     results, counts = generate_once(ctx, spec, role, prompts, params, cache_name, ctx.stage)
-    fences = fence_tags(language)
-    records = [to_record(q.id, role, s, fences) for q in questions for s in results[q.id]]
-    return records, counts
+    records = [to_record(q, role, s, language) for q in questions for s in results[q.id]]
+    return records, {**counts, "extraction": extraction_counts(records)}
 
 
 def generate_once(
@@ -199,20 +209,38 @@ def report_counts(ctx: StageContext, name: str, report: GenerationReport) -> dic
 
 
 def to_record(
-    question_id: str, role: Role, sample: Sample, fences: tuple[str, ...] = PYTHON_FENCES
+    question: Question, role: Role, sample: Sample, language: str = PYTHON
 ) -> SampleRecord:
+    """The answer as a record: the program to run is extracted with the question's prompt and
+    entry point (the prompt as asked in `language`: its translation for another language)."""
+    extraction = extract_program(
+        sample.text,
+        question.prompt,
+        question.entry_point,
+        fence_tags(language),
+        sample.finish_reason,
+    )
     return SampleRecord(
-        id=f"{question_id}/{role}/{sample.index}",
-        question_id=question_id,
+        id=f"{question.id}/{role}/{sample.index}",
+        question_id=question.id,
         role=role,
         index=sample.index,
         text=sample.text,
-        code=extract_code(sample.text, fences) if sample.finish_reason != "skipped" else "",
+        code=extraction.code,
+        extraction=extraction.status,
         finish_reason=sample.finish_reason,
         prompt_tokens=sample.prompt_tokens,
         completion_tokens=sample.completion_tokens,
         prompt_truncated=sample.prompt_truncated,
     )
+
+
+def extraction_counts(records: Iterable[SampleRecord]) -> dict[str, int]:
+    """Answers by extraction outcome (ok, no_code, no_entry_point, ...), in the statuses' order;
+    statuses no answer had are left out."""
+    counts = count_by(r.extraction or "unknown" for r in records)
+    order = [*EXTRACTION_STATUSES, "unknown"]
+    return {status: counts[status] for status in order if status in counts}
 
 
 @contextmanager

@@ -4,7 +4,8 @@ configured, scored with a rubric. The views are fused into one score and a bucke
 (easy: mastered, medium, hard: failed), which the synthesize stage reads.
 
 in:  teacher/questions.jsonl; the student after this round's train; the previous round's
-     feedback/feedback.jsonl (bucket history)
+     feedback/feedback.jsonl (bucket history); this round's and round 0's verify/verdicts.jsonl
+     (the student's pass@1 before training, for the summary's `train_pass`)
 out: samples.jsonl, verdicts.jsonl, judge.jsonl (one per sample; empty without a judge),
      feedback.jsonl (one FeedbackRecord per question, sorted by question id)
 """
@@ -18,6 +19,7 @@ from typing import Any
 from iterkd.feedback import Evidence, question_feedback, view_means
 from iterkd.generation import Sample, SamplingParams
 from iterkd.judge import JudgeRecord, judge_prompt, judge_record
+from iterkd.metrics import compare_pass_at_k, pass_at_k_with_interval, pass_counts
 from iterkd.questions import Question
 from iterkd.records import (
     Bucket,
@@ -64,6 +66,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "samples": len(samples),
         "student_adapter": spec.adapter is not None,
         **summarize(records, judgements, judged=ctx.cfg.models.judge is not None),
+        "train_pass": train_pass(ctx, verdicts),
         **analysis_note(ctx),
         "generation": report,
         "judge_generation": judge_report,
@@ -93,7 +96,9 @@ def judge_samples(
     )  # fmt: skip
     language = ctx.cfg.language
     prompts = [
-        judge_prompt(questions[s.question_id], s, language) for s in samples if s.code.strip()
+        judge_prompt(questions[s.question_id], s, language, ctx.prompts)
+        for s in samples
+        if s.code.strip()
     ]
     results, counts = generate_once(ctx, spec, "judge", prompts, params, "judge")
     return [_judged(s, results.get(s.id)) for s in samples], counts
@@ -154,6 +159,28 @@ def summarize(
     elif out["judge"]["parsed"] == 0:
         out["note"] = "no judge reply held a valid score: the judge view is missing everywhere"
     return out
+
+
+def train_pass(ctx: StageContext, verdicts: Sequence[VerdictRecord]) -> dict[str, Any]:
+    """pass@1 on the round's own questions before this round's training (the student stage's
+    answers, in verify/verdicts.jsonl) and after it (these answers), each with its interval, and
+    the paired changes against the round start and against round 0's student stage (the initial
+    student) over the questions both hold; None where none is shared."""
+    after = pass_counts((v.question_id, v.passed) for v in verdicts)
+    before = _student_counts(ctx, ctx.round)
+    start = before if ctx.round == 0 else _student_counts(ctx, 0)
+    return {
+        "questions": len(after),
+        "before": pass_at_k_with_interval([before[q] for q in after if q in before], 1),
+        "after": pass_at_k_with_interval(list(after.values()), 1),
+        "vs_round_start": compare_pass_at_k(before, after, 1),
+        "vs_baseline": compare_pass_at_k(start, after, 1),
+    }
+
+
+def _student_counts(ctx: StageContext, round_index: int | None) -> dict[str, tuple[int, int]]:
+    verdicts = read_jsonl(ctx.input_dir("verify", round_index) / "verdicts.jsonl", VerdictRecord)
+    return pass_counts((v.question_id, v.passed) for v in verdicts if v.role == "student")
 
 
 def _judge_summary(judgements: Sequence[JudgeRecord]) -> dict[str, Any]:

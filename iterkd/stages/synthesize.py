@@ -78,6 +78,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         held_out=load_source(ctx.cfg.data.eval),
         perplexity=perplexity_scorer(ctx),
         judge=quality_judge(ctx, judge_report),
+        prompts=ctx.prompts,
     )
     outcomes, accepted = screened.outcomes, screened.accepted
     pool_next, composition = next_pool(pool, feedback, accepted, ctx.cfg.pool)
@@ -107,6 +108,7 @@ def generate_texts(
     cfg = ctx.cfg.synthesize
     texts: dict[str, tuple[str, str]] = {}
     totals: dict[str, Any] = {}
+    templates = ctx.prompts  # a bad prompt folder fails here, before the teacher is loaded
     backend = open_backend(ctx.cfg.models.teacher, "teacher")
     try:
         with ctx.cache("synthesis") as cache, progress(len(requests), ctx.stage) as bar:
@@ -116,7 +118,7 @@ def generate_texts(
                 params = SamplingParams(
                     n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed
                 )
-                prompts = [request_prompt(r, cfg.min_tests) for r in batch]
+                prompts = [request_prompt(r, cfg.min_tests, templates) for r in batch]
                 results, report = generate(backend, prompts, params, cache, progress=bar)
                 texts |= {
                     r.id: (results[r.id][0].text, results[r.id][0].finish_reason) for r in batch

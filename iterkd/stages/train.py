@@ -249,7 +249,9 @@ def _prompts(
     needed = dict.fromkeys(r.question_id for r in rows)
     language = ctx.cfg.language
     return {
-        qid: render_with_chat_template(tokenizer, solve_prompt(by_id[qid], language), where)
+        qid: render_with_chat_template(
+            tokenizer, solve_prompt(by_id[qid], language, ctx.prompts), where
+        )
         for qid in needed
     }
 

@@ -30,7 +30,7 @@ from iterkd.localize import (
     localize_questions,
     translate_text,
 )
-from iterkd.prompts import template_hash
+from iterkd.prompts import PromptSet
 from iterkd.questions import Question
 from iterkd.records import SampleRecord, VerdictRecord, read_jsonl, write_jsonl
 from iterkd.stages.common import StageContext, count_by, generate_once, round_questions
@@ -67,7 +67,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
     questions = round_questions(ctx)
     sources = _python_solutions(ctx, questions)
     jobs = {lang: localize_questions(questions, lang) for lang in cfg.targets(ctx.cfg.language)}
-    prompts = [p for lang, (kept, _) in jobs.items() for p in _prompts(kept, sources, lang)]
+    prompts = [
+        p for lang, (kept, _) in jobs.items() for p in _prompts(kept, sources, lang, ctx.prompts)
+    ]
     if not prompts:
         _write(ctx, [], [], [])
         return {
@@ -109,12 +111,16 @@ def _python_solutions(ctx: StageContext, questions: Sequence[Question]) -> dict[
     return {qid: dict(list(mine.items())[:cap]) for qid, mine in sources.items()}
 
 
-def _prompts(questions: Sequence[Question], sources: dict[str, dict], language: str) -> list:
+def _prompts(
+    questions: Sequence[Question], sources: dict[str, dict], language: str, prompts: PromptSet
+) -> list:
     return [
         Prompt(
             id=f"{question.id}/translate-{language}/{j}",
-            messages=(Message(role="user", content=translate_text(question, code, language)),),
-            template_hash=template_hash(TRANSLATE_TEMPLATE),
+            messages=(
+                Message(role="user", content=translate_text(question, code, language, prompts)),
+            ),
+            template_hash=prompts.template_hash(TRANSLATE_TEMPLATE),
         )
         for question in questions
         for j, code in enumerate(sources[question.id].values())

@@ -17,7 +17,7 @@ from typing import Literal
 
 from iterkd.generation import Message, Prompt
 from iterkd.judge import parse_judgement
-from iterkd.prompts import render, template_hash
+from iterkd.prompts import DEFAULT_PROMPTS, PromptSet
 
 TEMPLATE = "synthesize_quality"
 MissingPolicy = Literal["reject", "keep"]
@@ -32,17 +32,22 @@ class QualityVerdict:
 
 
 def quality_prompt(
-    prompt_id: str, question: str, asserts: Sequence[str], imports: Sequence[str], solution: str
+    prompt_id: str,
+    question: str,
+    asserts: Sequence[str],
+    imports: Sequence[str],
+    solution: str,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> Prompt:
     """The rubric prompt for one candidate: its question, kept tests and reference."""
     tests = "\n".join([*imports, *asserts])
-    content = render(
+    content = prompts.render(
         TEMPLATE, question=question.rstrip(), tests=tests.rstrip(), solution=solution.rstrip()
     )
     return Prompt(
         id=prompt_id,
         messages=(Message(role="user", content=content),),
-        template_hash=template_hash(TEMPLATE),
+        template_hash=prompts.template_hash(TEMPLATE),
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from iterkd.generation import Message, Prompt
 from iterkd.generation.base import derive_seed
-from iterkd.prompts import render, template_hash
+from iterkd.prompts import DEFAULT_PROMPTS, PromptSet
 from iterkd.questions import Question
 from iterkd.records import Bucket, FeedbackRecord
 
@@ -114,13 +114,15 @@ def _request(
     )
 
 
-def request_prompt(request: Request, min_tests: int) -> Prompt:
-    """The request's prompt, rendered from its strategy's template."""
+def request_prompt(
+    request: Request, min_tests: int, prompts: PromptSet = DEFAULT_PROMPTS
+) -> Prompt:
+    """The request's prompt, rendered from its strategy's template in the run's `prompts`."""
     if request.bucket == "easy" and request.operation not in OPERATIONS:
         raise ValueError(f"{request.id}: unknown Evol-Instruct operation {request.operation!r}")
     variables: dict[str, object] = {
         "parent_prompt": request.parent.prompt,
-        "reply_format": render(FORMAT_TEMPLATE, min_tests=min_tests).strip(),
+        "reply_format": prompts.render(FORMAT_TEMPLATE, min_tests=min_tests).strip(),
     }
     if request.bucket == "easy":
         variables["operation"] = request.operation
@@ -128,6 +130,6 @@ def request_prompt(request: Request, min_tests: int) -> Prompt:
         variables["failures"] = request.failures
     return Prompt(
         id=request.id,
-        messages=(Message(role="user", content=render(request.template, **variables)),),
-        template_hash=template_hash(request.template),
+        messages=(Message(role="user", content=prompts.render(request.template, **variables)),),
+        template_hash=prompts.template_hash(request.template),
     )

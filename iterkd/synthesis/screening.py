@@ -26,6 +26,7 @@ from typing import Any
 from iterkd.config import SynthesisConfig
 from iterkd.execution import SandboxConfig
 from iterkd.generation import Prompt
+from iterkd.prompts import DEFAULT_PROMPTS, PromptSet
 from iterkd.questions import Question
 from iterkd.synthesis.filters import ContaminationChecker, NearDuplicateIndex
 from iterkd.synthesis.line_coverage import Coverage
@@ -97,6 +98,7 @@ class Screening:
     perplexity: Scorer | None = None
     judge: Judge | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    prompts: PromptSet = DEFAULT_PROMPTS  # the run's templates (the judge's rubric)
 
 
 @dataclass
@@ -119,6 +121,7 @@ def screen(
     held_out: Sequence[Question],
     perplexity: Scorer | None = None,
     judge: Judge | None = None,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> Screened:
     """Teacher texts -> outcomes, in request order (see the module docstring). Without a scorer
     or a judge, that check passes everything and the report says so."""
@@ -127,7 +130,7 @@ def screen(
     index = NearDuplicateIndex(cfg.dedup_threshold, *shape)
     index.add_many((question.id, question.prompt) for question in known)
     contamination = ContaminationChecker(held_out, cfg.contamination_threshold, *shape)
-    screening = Screening(cfg, sandbox, index, contamination, perplexity, judge)
+    screening = Screening(cfg, sandbox, index, contamination, perplexity, judge, prompts=prompts)
     for step in RUN_ORDER:
         reaches = Outcome.alive if step in MODEL_CHECKS else Outcome.parsed
         FILTERS[step]([o for o in outcomes if reaches(o)], screening)
@@ -139,7 +142,9 @@ def screen(
 
 def _parsed(request: Request, text: str) -> Outcome:
     result = parse_candidate(text)
-    return Outcome(request, text, result.candidate, {"parsed": list(result.reasons)})
+    outcome = Outcome(request, text, result.candidate, {"parsed": list(result.reasons)})
+    outcome.notes += result.notes  # what was read leniently (e.g. tests after the solution)
+    return outcome
 
 
 def _question(outcome: Outcome) -> Question:
@@ -228,7 +233,7 @@ def check_quality(outcomes: Sequence[Outcome], screening: Screening) -> None:
     if screening.judge is None:
         screening.report["quality"] = {"judge": None, "note": "no judge configured: skipped"}
         return
-    prompts = [_quality_prompt(o) for o in outcomes]
+    prompts = [_quality_prompt(o, screening.prompts) for o in outcomes]
     replies = screening.judge(prompts) if prompts else {}  # no candidate left: no judge loaded
     for outcome in outcomes:
         reply = replies.get(outcome.request.id)
@@ -243,11 +248,11 @@ def check_quality(outcomes: Sequence[Outcome], screening: Screening) -> None:
     }  # fmt: skip
 
 
-def _quality_prompt(outcome: Outcome) -> Prompt:
+def _quality_prompt(outcome: Outcome, prompts: PromptSet) -> Prompt:
     candidate = _candidate(outcome)
     return quality_prompt(
         outcome.request.id, candidate.prompt, outcome.tests_kept, candidate.imports,
-        candidate.solution,
+        candidate.solution, prompts,
     )  # fmt: skip
 
 

@@ -181,7 +181,7 @@ def test_the_judge_runs_through_an_openai_endpoint(server: str) -> None:
         prompt_id=question.id, index=0, text=question.reference_solution, finish_reason="stop",
         prompt_tokens=1, completion_tokens=1, seconds=0.0,
     )  # fmt: skip
-    sample = to_record(question.id, "student", answer)
+    sample = to_record(question, "student", answer)
     spec = ModelSpec(backend="openai", endpoints=[server], model_name=MODEL)
     backend = open_backend(spec, "judge")
     prompt = judge_prompt(question, sample)

@@ -16,7 +16,8 @@ from tests.cycle import CONFIG, SMALL
 @pytest.fixture(scope="session")
 def report_run(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs = tmp_path_factory.mktemp("report-runs")
-    cfg = load_config(CONFIG, [*SMALL, f"runs_dir={runs}", "execution.mode=inprocess"])
+    overrides = [*SMALL, "evaluate.greedy=true", f"runs_dir={runs}", "execution.mode=inprocess"]
+    cfg = load_config(CONFIG, overrides)
     start_run(cfg)
     return runs / cfg.name
 

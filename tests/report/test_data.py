@@ -4,12 +4,14 @@ reports what exists and names what does not."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from iterkd.metrics import describe_change, describe_value
 from iterkd.report import SCHEMA_VERSION, ReportError, RunSource, round_report, run_report
 from iterkd.report.data import FUNNEL, RUN_LEVEL_DROPS
 from iterkd.report.drilldown import clip
@@ -42,11 +44,79 @@ def test_round_report_headline_values_equal_the_run(report_run: Path) -> None:
     assert report["verify"]["student"] == verify["student"]
 
 
+def test_every_pass_rate_carries_its_interval_and_every_change_its_test(
+    report_run: Path,
+) -> None:
+    report = _report(report_run, 1)
+    evaluate = summary(report_run, "001", "evaluate")
+    evaluation = report["evaluation"]
+    assert evaluation["greedy"] == evaluate["greedy_pass@1"]
+    assert evaluation["intervals"] == {
+        "1": evaluate["intervals"]["pass@1"],
+        "2": evaluate["intervals"]["pass@2"],
+        "greedy": evaluate["intervals"]["greedy_pass@1"],
+    }
+    for which in ("vs_previous", "vs_baseline"):
+        assert evaluation["changes"][which]["1"] == evaluate[which]["pass@1"]
+        assert evaluation["changes"][which]["greedy"] == evaluate[which]["greedy_pass@1"]
+    train = summary(report_run, "001", "feedback")["train_pass"]
+    assert report["feedback"]["train_pass"] == train
+    shown = [
+        describe_value(evaluate["pass@1"], evaluate["intervals"]["pass@1"]),
+        describe_value(evaluate["greedy_pass@1"], evaluate["intervals"]["greedy_pass@1"]),
+        describe_change(evaluate["vs_previous"]["pass@1"]),
+        describe_change(evaluate["vs_baseline"]["greedy_pass@1"]),
+        describe_value(train["before"]["value"], train["before"]["ci95"]),
+        describe_value(train["after"]["value"], train["after"]["ci95"]),
+        describe_change(train["vs_round_start"]),
+        "not significant",  # 4 held-out questions: no change can reach p < 0.05
+    ]
+    whole = run_report(RunSource.open(report_run))
+    for text in (render_round_md(report), render_round_html(report)):
+        assert all(line in text for line in shown)
+    for text in (render_run_md(whole), render_run_html(whole)):
+        assert all(line in text for line in shown[:3] + shown[4:])
+
+
+def _strip_statistics(run: Path) -> None:
+    """The run as an iterkd from before intervals and paired tests wrote it."""
+    keys = ("intervals", "vs_previous", "vs_baseline", "greedy_pass@1", "train_pass")
+    keys += ("greedy_generation",)  # such a run did not answer greedily either
+    data = state(run)
+    for key, step in data["steps"].items():
+        path = run / "rounds" / key / "summary.json"
+        if key.endswith(("/evaluate", "/feedback")):
+            kept = {k: v for k, v in json.loads(path.read_text()).items() if k not in keys}
+            path.write_text(json.dumps(kept))
+            step["metrics"] = kept
+    (run / "state.json").write_text(json.dumps(data))
+
+
+def test_a_run_from_before_the_statistics_still_renders(run_copy: Path) -> None:
+    _strip_statistics(run_copy)
+    source = RunSource.open(run_copy)
+    report = round_report(source, 1)
+    evaluate = summary(run_copy, "001", "evaluate")
+    evaluation = report["evaluation"]
+    assert evaluation["intervals"] == {} and evaluation["greedy"] is None
+    assert report["feedback"]["train_pass"] is None
+    delta = round(evaluate["pass@1"] - summary(run_copy, "000", "evaluate")["pass@1"], 6)
+    text = _renders(report) + _renders(run_report(source))
+    assert f"| {evaluate['pass@1']:.3f} | {delta:+.3f} |" in text  # bare value and delta
+    assert "not significant" not in text and "greedy" not in text
+
+
 def test_tokens_per_stage_equal_samples_and_generation_reports(report_run: Path) -> None:
     report = _report(report_run, 1)
     for stage in ("teacher", "student", "feedback", "evaluate"):
         samples = jsonl(report_run / "rounds" / "001" / stage / "samples.jsonl")
+        if stage == "evaluate":  # the greedy answers too (evaluate.greedy)
+            samples += jsonl(report_run / "rounds" / "001" / stage / "greedy_samples.jsonl")
         assert report["tokens"][stage]["prompt"] == sum(s["prompt_tokens"] for s in samples)
+    evaluate = summary(report_run, "001", "evaluate")
+    generated = evaluate["generation"]["completion_tokens"]
+    generated += evaluate["greedy_generation"]["completion_tokens"]
+    assert report["tokens"]["evaluate"]["completion"] == generated
     feedback = summary(report_run, "001", "feedback")
     generated = feedback["generation"]["completion_tokens"]
     generated += feedback["judge_generation"]["completion_tokens"]
@@ -58,6 +128,29 @@ def test_tokens_per_stage_equal_samples_and_generation_reports(report_run: Path)
         "trained": train["completion_tokens"],
     }
     assert report["tokens"]["verify"] == {"prompt": None, "completion": None, "trained": None}
+
+
+def test_extraction_outcomes_per_stage_equal_the_samples(report_run: Path) -> None:
+    """Each sampling stage's answers by code-extraction outcome, as samples.jsonl records them;
+    a table per round and one for the run."""
+    report = _report(report_run, 1)
+    folder = report_run / "rounds" / "001"
+    expected = {
+        stage: dict(Counter(s["extraction"] for s in jsonl(folder / stage / "samples.jsonl")))
+        for stage in ("teacher", "student", "feedback", "evaluate")
+    }
+    greedy = jsonl(folder / "evaluate" / "greedy_samples.jsonl")
+    expected["evaluate/greedy"] = dict(Counter(s["extraction"] for s in greedy))
+    assert report["extraction"] == expected
+    whole = run_report(RunSource.open(report_run))
+    assert [r["extraction"] for r in whole["rounds"]][2] == expected
+    assert set(whole["rounds"][0]["extraction"]) == {"evaluate", "evaluate/greedy"}  # baseline
+    for text in (render_round_md(report), render_round_html(report)):
+        assert "Answers without usable code" in text and "no_entry_point: code without" in text
+    for text in (render_run_md(whole), render_run_html(whole)):
+        answers = sum(expected["teacher"].values())
+        failed = answers - expected["teacher"].get("ok", 0)
+        assert "Answers without usable code" in text and f"{failed} / {answers}" in text
 
 
 def test_feedback_views_and_judge_counts(report_run: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from iterkd.metrics import describe_change, describe_value
 from iterkd.rundir import RunDir, RunState, StepState
 from iterkd.status import format_status, trend_lines
 from tests.report.helpers import summary
@@ -37,14 +38,35 @@ def test_trend_without_a_baseline() -> None:
     assert trend_lines(state, ["baseline", "000"])[1] == "000         0.500  - vs baseline"
 
 
-def test_status_of_the_real_run_ends_with_the_trend(report_run: Path) -> None:
+def test_status_of_the_real_run_shows_intervals_and_tests(report_run: Path) -> None:
     text = format_status(RunDir(report_run))
+    evaluations = [summary(report_run, label, "evaluate") for label in ("baseline", "000", "001")]
+    values = [e["pass@1"] for e in evaluations]
+    intervals = [e["intervals"]["pass@1"] for e in evaluations]
     trend = text.split("pass@1 trend\n", 1)[1].splitlines()
-    values = [
-        summary(report_run, label, "evaluate")["pass@1"] for label in ("baseline", "000", "001")
+    shown = [
+        f"{v:>8.3f} [{low:.2f}, {high:.2f}]"
+        for v, (low, high) in zip(values, intervals, strict=True)
     ]
-    assert trend[0] == f"baseline {values[0]:>8.3f}"
+    assert trend[0] == f"baseline {shown[0]}"
     assert trend[1].startswith(
-        f"000      {values[1]:>8.3f}  {values[1] - values[0]:+.3f} vs previous"
+        f"000      {shown[1]}  "
+        f"vs previous (baseline): {describe_change(evaluations[1]['vs_previous']['pass@1'])}"
     )
-    assert trend[2].endswith(f"{values[2] - values[0]:+.3f} vs baseline")
+    assert trend[2].endswith(
+        f"vs baseline: {describe_change(evaluations[2]['vs_baseline']['pass@1'])}"
+    )
+    table = text.split("held-out pass@k [95 % interval over questions]\n", 1)[1].splitlines()
+    assert table[0].split() == ["round", "pass@1", "pass@2", "greedy", "pass@1"]
+    greedy = describe_value(
+        evaluations[2]["greedy_pass@1"], evaluations[2]["intervals"]["greedy_pass@1"]
+    )
+    assert table[3].startswith("001") and table[3].endswith(greedy)
+    train = summary(report_run, "001", "feedback")["train_pass"]
+    last = text.split("training)\n", 1)[1].splitlines()[1]
+    assert last == (
+        f"001      {describe_value(train['before']['value'], train['before']['ci95'])} -> "
+        f"{describe_value(train['after']['value'], train['after']['ci95'])}  "
+        f"change: {describe_change(train['vs_round_start'])}"
+    )
+    assert ("not significant" in last) is not train["vs_round_start"]["significant"]

@@ -94,7 +94,14 @@ def test_round_scalars_are_the_reported_values(report_run: Path) -> None:
     assert scalars["synthesis/requested"] == synth["funnel"]["requested"]
     assert scalars["train/loss_last"] == summary(report_run, "000", "train")["loss_last"]
     assert "feedback/judge_mean" not in scalars  # the judge view is missing: nothing to log
-    assert set(round_scalars(rounds[0])) == {f"eval/pass@{k}" for k in (1, 2)}
+    names = ("pass@1", "pass@2", "greedy_pass@1")
+    assert set(round_scalars(rounds[0])) == {
+        f"eval/{name}{part}" for name in names for part in ("", "_ci95_low", "_ci95_high")
+    }
+    low, high = evaluate["intervals"]["pass@1"]
+    assert (scalars["eval/pass@1_ci95_low"], scalars["eval/pass@1_ci95_high"]) == (low, high)
+    train = summary(report_run, "000", "feedback")["train_pass"]
+    assert scalars["train_questions/pass@1_after"] == train["after"]["value"]
 
 
 def _without(monkeypatch, *names: str) -> None:

@@ -48,7 +48,27 @@ def new_run(
     run = RunDir.create(path, cfg)
     write_stage(run, 0, "teacher", {"questions": len(questions)}, questions=questions, samples=[])
     write_stage(run, 0, "train", {"checkpoint": "none"})  # the student stays the initial one
+    write_stage(run, 0, "verify", {}, verdicts=student_verdicts(questions, passed=1))
     return run, cfg
+
+
+def student_verdicts(questions: list[Question], passed: int) -> list[VerdictRecord]:
+    """The student stage's verdicts as verify writes them: 2 answers per question, the first
+    question's `passed` of them passing, a teacher verdict beside them (not counted)."""
+    out = []
+    for number, question in enumerate(questions):
+        for index in range(2):
+            ok = number == 0 and index < passed
+            out.append(VerdictRecord(
+                sample_id=f"{question.id}/student/{index}", question_id=question.id,
+                role="student", index=index, status="passed" if ok else "failed", passed=ok,
+                tests_passed=int(ok), tests_total=1,
+            ))  # fmt: skip
+    teacher = VerdictRecord(
+        sample_id="t", question_id="t", role="teacher", index=0, status="passed", passed=True,
+        tests_passed=1, tests_total=1,
+    )  # fmt: skip
+    return [teacher, *out]
 
 
 def stage_files(run: RunDir, round_index: int) -> dict[str, bytes]:
@@ -84,6 +104,26 @@ def test_outputs_hold_one_record_per_sample_and_question(two_runs: list[Any]) ->
     assert summary["questions"] == 3 and summary["samples"] == 6
     assert sum(summary["buckets"].values()) == 3
     assert set(summary["views"]) == {"tests", "ruff", "pylint", "lint", "judge"}
+
+
+def test_train_pass_before_and_after_with_paired_tests(two_runs: list[Any]) -> None:
+    """Before: the student stage's verdicts (1 of 2 answers to the first question pass: pass@1
+    1/6); after: the new student's answers, counted from verdicts.jsonl."""
+    run, summary = two_runs[0]
+    verdicts = read_jsonl(run.stage_dir(0, "feedback") / "verdicts.jsonl", VerdictRecord)
+    per_question = [sum(v.passed for v in verdicts if v.question_id == q.id) / 2 for q in QUESTIONS]
+    train = summary["train_pass"]
+    assert train["questions"] == 3
+    assert train["before"]["value"] == pytest.approx(1 / 6, abs=1e-6)
+    assert train["after"]["value"] == pytest.approx(sum(per_question) / 3, abs=1e-6)
+    for side in ("before", "after"):
+        low, high = train[side]["ci95"]
+        assert low <= train[side]["value"] <= high
+    change = train["vs_round_start"]
+    assert change["questions"] == 3 and change["before"] == train["before"]["value"]
+    assert change["delta"] == pytest.approx(train["after"]["value"] - 1 / 6, abs=1e-6)
+    assert change["significant"] is False  # 3 questions can never reach p < 0.05
+    assert train["vs_baseline"] == change  # round 0 starts from the initial student
 
 
 def test_judge_replies_are_parsed_or_kept_raw_as_missing(two_runs: list[Any]) -> None:
@@ -132,8 +172,12 @@ def test_round_one_without_a_judge_extends_the_bucket_history(
     write_stage(run, 0, "feedback", {"questions": 1}, feedback=earlier)
     write_stage(run, 1, "teacher", {"questions": 3}, questions=QUESTIONS, samples=[])
     write_stage(run, 1, "train", {"checkpoint": "none"})
+    write_stage(run, 1, "verify", {}, verdicts=student_verdicts(QUESTIONS, passed=2))
     summary = run_stage(run, cfg, 1, "feedback")
     assert summary["judge"] == "absent" and "no judge" in summary["note"]
+    train = summary["train_pass"]  # round start: 2 of 2; round 0's student: 1 of 2
+    before = (train["before"]["value"], train["vs_baseline"]["before"])
+    assert before == pytest.approx((1 / 3, 1 / 6), abs=1e-6)
     assert summary["views"]["judge"] is None
     folder = run.stage_dir(1, "feedback")
     assert (folder / "judge.jsonl").read_text() == ""
