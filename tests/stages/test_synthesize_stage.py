@@ -264,8 +264,8 @@ def test_model_checks_see_only_survivors(screening: tuple[Any, CraftedJudge]) ->
     kept = next(o for o in result.outcomes if o.request.id == "r000/hard/4")
     assert kept.question is not None and kept.quality is None and kept.reasons == []
     assert kept.notes == [
-        "quality_missing_kept: no score found: neither a JSON object nor an 'Overall: N' / "
-        "'Score: N' line"
+        "quality_missing_kept: no score found: neither a JSON object nor a 'Score: N' / "
+        "'Overall: N' line"
     ]
     assert result.report["quality"] == {
         "asked": 4, "scored": 3, "missing": 1, "quality_bar": 6.0, "quality_missing": "keep",
