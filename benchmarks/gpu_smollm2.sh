@@ -48,6 +48,7 @@ follow() {
     done
     tail -20 /tmp/run.log
     python3 -m iterkd status "$RUNS/$NAME" || true
+    collect || true  # every call brings back what exists so far: a lost machine loses nothing seen
 }
 
 collect() {

@@ -28,10 +28,17 @@ from typing import Any
 
 from iterkd.config import FeedbackConfig, SynthesisConfig
 from iterkd.generation import GenerationCache, Prompt, SamplingParams, generate
+from iterkd.generation.base import derive_seed
 from iterkd.judge import judge_prompt, parse_judgement
 from iterkd.questions import Question, load_bundled
 from iterkd.records import FeedbackRecord, SampleRecord
-from iterkd.synthesis import parse_candidate, plan_requests, quality_prompt, request_prompt
+from iterkd.synthesis import (
+    Request,
+    parse_candidate,
+    plan_requests,
+    quality_prompt,
+    request_prompt,
+)
 
 JUDGED = 5  # seed questions judged, 4 answers each
 QUALITY = 10  # seed questions scored by the quality rubric
@@ -159,8 +166,8 @@ def _sample(question: Question, kind: str, code: str) -> SampleRecord:
 
 
 # ------------------------------------------------------------------ b. question writer
-def _synthesis(backend: Any, seed: list[Question], cache: GenerationCache) -> list[dict[str, Any]]:
-    cfg = SynthesisConfig()
+def _requests(seed: list[Question]) -> list[Request]:
+    """PER_BUCKET requests per bucket; the first 12 seed questions as parents, 4 per bucket."""
     buckets = ("easy", "medium", "hard")
     feedback = [
         FeedbackRecord(
@@ -171,11 +178,20 @@ def _synthesis(backend: Any, seed: list[Question], cache: GenerationCache) -> li
         for i, q in enumerate(seed[:12])
     ]  # fmt: skip
     per_bucket = dict.fromkeys(buckets, PER_BUCKET)
-    requests = plan_requests(seed[:12], feedback, per_bucket, seed=0, round_index=0)
-    prompts = [request_prompt(r, cfg.min_tests) for r in requests]
-    params = SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                            seed=0)  # fmt: skip
-    replies = _replies(backend, prompts, params, "synthesis", cache)
+    return plan_requests(seed[:12], feedback, per_bucket, seed=0, round_index=0)
+
+
+def _synthesis(backend: Any, seed: list[Question], cache: GenerationCache) -> list[dict[str, Any]]:
+    cfg = SynthesisConfig()
+    requests = _requests(seed)
+    replies: dict[str, str] = {}
+    for cycle in sorted({r.cycle for r in requests}):  # a parent asked again: another seed,
+        prompts = [request_prompt(r, cfg.min_tests) for r in requests if r.cycle == cycle]
+        params = SamplingParams(  # as the synthesize stage asks
+            n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+            seed=0 if cycle == 0 else derive_seed(0, "cycle", cycle),
+        )  # fmt: skip
+        replies |= _replies(backend, prompts, params, f"synthesis cycle {cycle}", cache)
     return [
         {"id": r.id, "template": r.template, "operation": r.operation, "reply": replies[r.id]}
         for r in requests
@@ -215,12 +231,30 @@ def _report(data: dict[str, Any]) -> None:
     results = [(row, parse_candidate(row["reply"])) for row in data["synthesis"]]
     parsed = sum(result.candidate is not None for _, result in results)
     print(f"b. question writer: {parsed}/{len(results)} replies parse into question+tests+solution")
-    reasons = Counter(r.split(":")[0] for _, result in results for r in set(result.reasons))
-    print("   rejections (replies per reason):", dict(reasons.most_common()))
+    codes = Counter(r.split(":")[0] for _, result in results for r in set(result.reasons))
+    print("   rejections (replies per reason):", dict(codes.most_common()))
+    notes = Counter(n.split(":")[0] for _, result in results for n in getattr(result, "notes", ()))
+    print("   notes on parsed:", dict(notes))
+    print("   screening funnel (no perplexity model, no judge):", _funnel(data["synthesis"]))
     quality = [(row, *parse_judgement(row["reply"])) for row in data["quality"]]
     scored = [scores.overall for _, scores, _ in quality if scores is not None]
     print(f"c. quality: {len(scored)}/{len(quality)} replies give a score: {sorted(scored)}")
     print("   why not:", dict(Counter(_code(error) for _, s, error in quality if s is None)))
+
+
+def _funnel(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """The synthesize stage's screening of the replies (sandboxed tests and coverage,
+    near-duplicates of the seed set, contamination), without the model checks."""
+    from iterkd.execution import SandboxConfig
+    from iterkd.synthesis import FUNNEL, screen
+
+    seed, requests = load_bundled("seed"), _requests(load_bundled("seed"))
+    screened = screen(
+        requests, {row["id"]: row["reply"] for row in rows}, cfg=SynthesisConfig(),
+        sandbox=SandboxConfig(workers=2), known=seed, held_out=load_bundled("heldout"),
+    )  # fmt: skip
+    reached = [o.reached() for o in screened.outcomes]
+    return {step: sum(r[step] for r in reached) for step in FUNNEL}
 
 
 def _code(error: str | None) -> str:

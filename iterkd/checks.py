@@ -13,7 +13,7 @@ from iterkd.execution.languages import LANGUAGES
 from iterkd.gguf_import import GGUF_PREFIX, cached_import, check_source
 from iterkd.localize import PYTHON, localize_questions, missing_linter
 from iterkd.modeling import ModelLoadError, check_checkpoint, check_tokenizer
-from iterkd.prompts import PromptFolderError, PromptSet
+from iterkd.prompts import PromptFolderError, PromptSet, default_names, default_source
 from iterkd.questions import Question, load_source
 
 TINY_ROLES = ("teacher", "student", "judge")
@@ -97,9 +97,11 @@ def _prompt_problems(cfg: RunConfig, notes: list[str]) -> list[str]:
     problems = prompts.problems()
     if not problems:
         own = prompts.overridden()
+        edited = [name for name in own if prompts.source(name) != default_source(name)]
         notes.append(
-            f"prompts: {cfg.prompts}: {', '.join(own) or 'no template'} from the folder, "
-            "the others iterkd's defaults"
+            f"prompts: {cfg.prompts}: {len(own)} template(s) from the folder, "
+            f"{len(edited)} of them edited ({', '.join(edited) or 'none'}); "
+            f"{len(default_names()) - len(own)} iterkd default(s)"
         )
     return problems
 

@@ -8,7 +8,7 @@ The prompt asks for one line, `Score: N`. A reply is read as a JSON (or Python d
 an `overall` or `score` key first (what a larger model often writes anyway), then as text: an
 `Overall: N` line, else a `Score: N` / `Rating: N` line (markdown emphasis, `=`, `is` or `of`
 allowed: `**Score:** 7`, `the score is 7`, `overall: 7/10`), else one lone `N/10` or `N out of
-10`. Text in code fences is not read as text (a judge echoing `score = 5` from the code gives
+10`, else a reply that is one number and nothing else. Text in code fences is not read as text (a judge echoing `score = 5` from the code gives
 no verdict). Different values for the same label, a range (`a score of 1 to 10`), a score
 outside 1..10, on another scale (`85/100`), or not a number is *missing*, never clamped,
 averaged or rescaled: a judge that cannot follow the format must show up as missing in the
@@ -45,6 +45,9 @@ _LABELLED = tuple(  # tried in this order: the first label found decides
     re.compile(rf"\b{label}\b{_SEPARATOR}{_NUMBER}", re.IGNORECASE)
     for label in (r"overall(?:\s+score)?", r"(?:final\s+)?(?:score|rating)")
 )
+_ALONE = re.compile(
+    r"\A[\s*_`]*(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+))?[\s*_`.]*\Z"
+)  # a reply that is one number
 _FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _LONE = re.compile(r"(?<![\w./])(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*(10)(?!\.?\d)", re.IGNORECASE)
 
@@ -107,7 +110,7 @@ def parse_judgement(text: str) -> tuple[JudgeScores | None, str | None]:
     if found is not None:  # an object with scores decides alone: no second guess by regex
         return _from_mapping(found)
     prose = _FENCED.sub("\n", text)  # code the judge echoes (`score = 5`) is not its verdict
-    for pattern in (*_LABELLED, _LONE):
+    for pattern in (*_LABELLED, _LONE, _ALONE):
         matches = list(pattern.finditer(prose))
         if matches:
             return _one_score(matches)

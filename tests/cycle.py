@@ -21,6 +21,9 @@ SMALL: list[str] = [
     "evaluate={n: 2, temperature: 0.8, max_new_tokens: 96, ks: [1, 2]}",
     "train.epochs=1",
     "train.batch_size=4",
+    # the tiny default trains SFT only (configs/tiny-cpu.yaml says why); the cycle tests keep the
+    # contrastive pairs, so that the whole loss, its log and its resume run in every cycle
+    "train.contrastive_weight=0.5",
     "train.save_steps=2",  # trainer checkpoints, so a kill in train can resume from one
     "synthesize.per_bucket={easy: 1, medium: 1, hard: 1}",
     "synthesize.max_new_tokens=96",

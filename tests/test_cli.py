@@ -56,6 +56,7 @@ def test_missing_and_malformed_data_files(tmp_path: Path, capsys) -> None:
 def test_train_settings_that_cannot_work(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "fsdp.yaml"
     args = ["validate", CONFIG, f"train.accelerate_config={missing}", "train.sfim_ratio=0.5"]
+    args.append("train.method=lora")  # the tiny default is full: LoRA can't add FIM sentinels
     err = _fails(args, capsys, "2 problem(s)", "train.accelerate_config", str(missing))
     assert "train.sfim_ratio: the student's tokenizer lacks the FIM sentinels" in err
     assert main(["validate", CONFIG, "train.sfim_ratio=0.5", "train.method=full"]) == 0
@@ -108,7 +109,7 @@ def test_resume_with_a_changed_config_is_refused_with_the_diff(run: RunDir, caps
     err = _fails(
         ["resume", str(run.path), "train.learning_rate=0.5", "rounds=3"],
         capsys,
-        "train.learning_rate: 0.001 -> 0.5",
+        "train.learning_rate: 0.005 -> 0.5",  # the tiny default's 5e-3
     )
     assert "rounds" not in err  # safe to change: not part of the refusal
     assert run.config_path.read_bytes() == before
@@ -141,6 +142,7 @@ def test_a_second_controller_is_refused_naming_the_first(run: RunDir, capsys) ->
 
 
 def test_a_hand_edited_config_is_refused(run: RunDir, capsys) -> None:
-    text = run.config_path.read_text().replace("learning_rate: 0.001", "learning_rate: 0.5")
+    text = run.config_path.read_text().replace("learning_rate: 0.005", "learning_rate: 0.5")
+    assert "learning_rate: 0.5" in text  # edited (else the resume below runs the whole run)
     run.config_path.write_text(text)
     _fails(["resume", str(run.path)], capsys, "config.yaml was edited by hand")

@@ -12,6 +12,7 @@ from iterkd.config import load_config
 from iterkd.controller import resume_run, start_run
 from iterkd.records import read_json
 from iterkd.rundir import STAGES, RunDir, tree_hash
+from iterkd.stages.common import StageContext, student_spec
 from iterkd.status import format_status
 from tests.cycle import CONFIG, SMALL, step_statuses
 
@@ -47,16 +48,29 @@ def test_rounds_hand_on_their_outputs(finished_run: RunDir) -> None:
     verify = read_json(run.stage_dir(0, "verify") / "summary.json")
     assert verify["teacher"]["passed"] > 0  # the tiny teacher solves part of the seed set
     train = read_json(run.stage_dir(0, "train") / "summary.json")
-    assert train["checkpoint"] == "adapter" and train["sft_rows"] > 0
-    assert (run.stage_dir(0, "train") / "checkpoint" / "adapter_config.json").is_file()
+    # the tiny default fine-tunes the whole student: its checkpoint is a model, not an adapter
+    assert train["checkpoint"] == "full" and train["sft_rows"] > 0 and train["pairs"] > 0
+    assert (run.stage_dir(0, "train") / "checkpoint" / "model.safetensors").is_file()
     student = read_json(run.stage_dir(1, "student") / "summary.json")
-    assert student["student_adapter"] is True  # round 1 starts from round 0's student
+    assert student["student_adapter"] is False
+    # round 1 starts from round 0's student
+    assert student_after(run, 0) == (run.stage_dir(0, "train") / "checkpoint").resolve()
     next_pool = (run.stage_dir(0, "synthesize") / "next_pool.jsonl").read_text().splitlines()
     round1 = (run.stage_dir(1, "teacher") / "questions.jsonl").read_text().splitlines()
     assert round1 == next_pool
     for label in (None, 0, 1):
         evaluation = read_json(run.stage_dir(label, "evaluate") / "summary.json")
         assert 0.0 <= evaluation["pass@1"] <= evaluation["pass@2"] <= 1.0
+
+
+def student_after(run: RunDir, round_index: int) -> Path:
+    """The student the stages load after `round_index`'s train step (a full model's folder:
+    the tiny default fine-tunes the whole student, so no stage summary names it)."""
+    cfg = run.load_config()
+    ctx = StageContext(run=run, cfg=cfg, round=round_index + 1, stage="student", out=run.path)
+    spec = student_spec(ctx, round_index)
+    assert spec.adapter is None
+    return Path(spec.path)
 
 
 def test_feedback_buckets_every_question(finished_run: RunDir) -> None:
@@ -94,7 +108,8 @@ def test_a_round_with_nothing_to_do_says_so(tiny_models: Path, tmp_path: Path) -
         assert "empty pool" in read_json(run.stage_dir(1, stage) / "summary.json")["note"]
     assert read_json(run.stage_dir(1, "train") / "summary.json")["checkpoint"] == "none"
     assert (run.stage_dir(1, "verify") / "verdicts.jsonl").read_text() == ""
-    assert read_json(run.stage_dir(1, "evaluate") / "summary.json")["student_adapter"] is True
+    # round 1 trained nothing: it hands on (and evaluates) the student round 0 trained
+    assert student_after(run, 1) == (run.stage_dir(0, "train") / "checkpoint").resolve()
 
 
 def test_auto_promotion_can_be_turned_on_when_resuming(finished_run: RunDir) -> None:

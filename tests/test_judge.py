@@ -54,6 +54,8 @@ def test_an_earlier_brace_that_is_not_json_is_skipped() -> None:
         ("Rating: 3 out of 10", 3.0),
         ("Score: 6\nThe code is short. Score: 6.", 6.0),  # repeated, the same value
         ("{'overall': 5, 'efficiency': 4,}", 5.0),  # a Python dict, trailing comma
+        ("10", 10.0),  # a reply that is one number and nothing else
+        (" **7**.\n", 7.0),
     ],
 )
 def test_text_fallbacks(text: str, overall: float) -> None:
@@ -85,6 +87,8 @@ def test_text_fallbacks(text: str, overall: float) -> None:
         ("7/10 for style, 4/10 for correctness", "conflicting scores"),
         ("```python\nscore = 5\n```", "no score found"),  # code echoed, not a verdict
         ("{'overall': 7, 'x': f(3)}", "no score found"),  # not a literal
+        ("7 apples", "no score found"),  # a number in a sentence is no score
+        ("42", "outside 1-10"),
     ],
 )
 def test_out_of_range_or_garbage_is_missing_not_coerced(text: str, fragment: str) -> None:
@@ -111,14 +115,16 @@ def test_overall_view_maps_1_to_10_onto_0_to_1() -> None:
     assert overall_view(5.5) == pytest.approx(0.5)
 
 
-def test_the_prompt_shows_the_task_and_the_code_and_asks_for_json() -> None:
+def test_the_prompt_shows_the_task_and_the_code_and_asks_for_one_score_line() -> None:
     question = load_bundled("seed")[0]
     prompt = judge_prompt(question, _sample("def sum_of_evens(nums):\n    return 0\n"))
     assert prompt.id == "seed/000/student/0" and prompt.template_hash
     content = prompt.messages[0].content
     assert question.prompt in content and "return 0" in content
-    for word in ("correctness", "readability", "efficiency", "robustness", "overall", "JSON"):
+    for word in ("Correctness", "readability", "efficiency", "robustness"):
         assert word in content
+    assert content.rstrip().endswith("Score: N")  # a placeholder: a parroted reply is no score
+    assert parse_judgement(content.rstrip().splitlines()[-1])[0] is None
 
 
 def _sample(code: str) -> SampleRecord:

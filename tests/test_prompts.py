@@ -138,8 +138,10 @@ def test_validate_names_the_file_of_each_bad_template(tmp_path: Path) -> None:
 
 def test_validate_says_which_templates_a_good_folder_replaces(tmp_path: Path) -> None:
     (tmp_path / "judge.jinja").write_text(EDITED_JUDGE)
+    (tmp_path / "solve.jinja").write_text(default_source("solve"))  # an unchanged copy
     notes = validate_config(load_config(None, [f"prompts={tmp_path}"]), "test.yaml")
-    assert any(n.startswith(f"prompts: {tmp_path}: judge from the folder") for n in notes)
+    expected = f"prompts: {tmp_path}: 2 template(s) from the folder, 1 of them edited (judge); 7"
+    assert any(n.startswith(expected) for n in notes), notes
     assert "prompts: iterkd's default prompts" in validate_config(load_config(None), "x")
 
 

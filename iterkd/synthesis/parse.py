@@ -10,6 +10,8 @@ block:
 What models really write is read too, as long as every field is really in the reply:
 - a heading may be decorated (`## **Question:**`, `**Tests**`, `2. Solution`, `Tests:` at the
   start of a line of its own) or named otherwise (`Problem`, `Test cases`, `Implementation`);
+  without a Question heading, a fenced block before the first heading is the question (note
+  `question_without_heading`);
 - a section without a fence is its raw text; where prose surrounds the code, the code in it (a
   `def` and its indented block; in Tests, the `assert` and `import` lines, list markers and
   inline backticks taken off); a Tests section's fenced blocks are read together;
@@ -95,6 +97,9 @@ def parse_candidate(text: str) -> ParseResult:
     bodies = section_bodies(text)
     reasons: list[str] = []
     notes: list[str] = []
+    if "question" not in bodies and (preamble := _preamble(text)) and _fenced(preamble):
+        bodies["question"] = preamble  # the code before the first heading, its own unnamed
+        notes.append("question_without_heading: the code block before the first heading")
     question = _question(_code(bodies.get("question")), reasons)
     solution_code = _code(bodies.get("solution"))
     if not solution_code and question.implementation:
@@ -115,8 +120,8 @@ def parse_candidate(text: str) -> ParseResult:
         for name, value in found.items()
         if not (value or "").strip()
     ]
-    if not tests_code and found["tests"] and not reasons:
-        reasons.append("no_tests: the Tests section holds no assert")
+    if not tests_code and found["tests"] and not any(r.startswith("tests_") for r in reasons):
+        reasons.append("no_tests: the Tests section holds no assert")  # prose only
     asserts, imports = _tests(tests_code, question.entry_point, reasons)
     solution = _solution(solution_code, question.entry_point, reasons)
     if reasons or question.prompt is None or question.entry_point is None or solution is None:
@@ -140,6 +145,12 @@ def section_bodies(text: str) -> dict[str, str]:
         name = SECTIONS[" ".join(heading.group(1).lower().split())]
         out.setdefault(name, text[heading.end() : following.start() if following else len(text)])
     return out
+
+
+def _preamble(text: str) -> str:
+    """The text before the first heading ("" without headings: then nothing is a section)."""
+    first = _HEADING.search(text)
+    return text[: first.start()] if first else ""
 
 
 def _content(body: str | None) -> str:

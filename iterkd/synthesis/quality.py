@@ -1,12 +1,12 @@
 """The judge's view of a candidate question: a question-quality rubric (clarity, correctness of
-the tests, usefulness; overall 1-10, `prompts/synthesize_quality.jinja`), read with the judge
-parser of `iterkd.judge` (JSON first, then an `Overall: N` line; out of range or garbage is
-missing, never coerced).
+the tests, usefulness) scored as one line `Score: N`, 1-10 (`synthesize_quality.jinja` of the
+run's prompt folder), read with the judge parser of `iterkd.judge` (a JSON object, a `Score: N`
+or `Overall: N` line, a lone `N/10`; out of range, conflicting or garbage is missing, never
+coerced), so the score is on the scale of `quality_bar`.
 
-Only `overall` decides: the shared parser validates the overall score and the answer-rubric
-criteria; the question rubric's sub-scores (clarity, tests, usefulness) are asked for so the
-judge reasons about them, and stay in the raw reply. A missing score is handled by policy
-(`quality_missing`): `reject` (a reason) or `keep` (a note); either way it is written down.
+Only the overall score decides; the rubric's criteria are named so the judge weighs them. A
+missing score is handled by policy (`quality_missing`): `reject` (a reason) or `keep` (a note);
+either way it is written down.
 """
 
 from __future__ import annotations

@@ -120,8 +120,12 @@ def request_prompt(
     """The request's prompt, rendered from its strategy's template in the run's `prompts`."""
     if request.bucket == "easy" and request.operation not in OPERATIONS:
         raise ValueError(f"{request.id}: unknown Evol-Instruct operation {request.operation!r}")
+    tests = request.parent.tests
     variables: dict[str, object] = {
         "parent_prompt": request.parent.prompt,
+        # the parent in the reply format, an example of it (its tests only when they are asserts)
+        "parent_tests": "\n".join([*tests.imports, *tests.asserts]) if tests.asserts else "",
+        "parent_solution": request.parent.reference_solution,
         "reply_format": prompts.render(FORMAT_TEMPLATE, min_tests=min_tests).strip(),
     }
     if request.bucket == "easy":

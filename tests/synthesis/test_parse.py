@@ -220,3 +220,12 @@ def test_nothing_is_made_up() -> None:
         result = parse_candidate(text)
         assert result.candidate is None
         assert code in [r.split(":")[0] for r in result.reasons], (code, result.reasons)
+
+
+def test_a_fenced_question_before_the_first_heading_is_the_question() -> None:
+    text = reply().replace("### Question\n", "Here it is:\n")
+    result = parse_candidate(text)
+    assert result.candidate is not None and result.candidate.prompt == QUESTION
+    assert [n.split(":")[0] for n in result.notes] == ["question_without_heading"]
+    no_headings = f"```python\n{QUESTION}```\n{TESTS}"  # no heading at all: no section
+    assert parse_candidate(no_headings).candidate is None

@@ -52,7 +52,7 @@ def test_an_unparseable_reply_follows_the_policy(reply: str | None, why: str) ->
     assert why in rejected.reasons[0]
 
 
-def test_the_prompt_shows_question_tests_and_solution_and_asks_for_the_rubric() -> None:
+def test_the_prompt_shows_question_tests_and_solution_and_asks_for_one_score_line() -> None:
     prompt = quality_prompt(
         "r000/easy/0",
         'def f(x: int) -> int:\n    """Double x."""\n',
@@ -67,5 +67,6 @@ def test_the_prompt_shows_question_tests_and_solution_and_asks_for_the_rubric() 
     content = prompt.messages[0].content
     assert '"""Double x."""' in content and "return 2 * x" in content
     assert "import math\nassert f(2) == 4\nassert f(0) == 0" in content
-    for word in ("clarity", "tests", "usefulness", "overall", "JSON"):
+    for word in ("clarity", "tests", "usefulness"):
         assert word in content
+    assert content.rstrip().endswith("Score: N")

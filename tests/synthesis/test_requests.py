@@ -100,4 +100,26 @@ def test_planned_requests_carry_their_operation_and_tags() -> None:
 
 def test_the_format_template_renders_alone() -> None:
     text = render("synthesize_format", min_tests=4)
-    assert "at least 4 tests" in text and text.lstrip().startswith("Reply in exactly")
+    assert "at least 4 tests" in text and text.lstrip().startswith("Reply with the new exercise")
+
+
+@pytest.mark.parametrize("bucket", ["easy", "medium", "hard"])
+def test_the_parent_is_shown_in_the_reply_format(bucket: Bucket) -> None:
+    """An example of the format filled in: the parent's question, asserts and solution (a
+    copy of it is dropped downstream as a near-duplicate of the pool)."""
+    text = content(request(bucket, operation=OPERATIONS[0] if bucket == "easy" else ""))
+    example = text.split("Reply with the new exercise")[0]
+    assert example.index("### Question") < example.index("### Tests")
+    assert example.index("### Tests") < example.index("### Solution")
+    assert "\n".join(PARENT.tests.asserts or []) in example
+    assert PARENT.reference_solution.rstrip() in example
+
+
+def test_a_parent_whose_tests_are_code_is_shown_without_tests() -> None:
+    suite = {"form": "humaneval", "code": "def check(candidate):\n    pass\n",
+             "entry_point": PARENT.entry_point}  # fmt: skip
+    parent = PARENT.model_copy(update={"tests": PARENT.tests.model_validate(suite)})
+    req = Request(id="r000/medium/0", bucket="medium", parent=parent)
+    example = content(req).split("Reply with the new exercise")[0]
+    assert "### Tests" not in example and "check(candidate)" not in example
+    assert PARENT.reference_solution.rstrip() in example
