@@ -1,6 +1,7 @@
 """hf backend tokens/s on a GPU for a ~1B random-init Llama (hidden 2048, 22 layers, 32 heads,
-4 KV heads), at batch 1, 16 and 64, beside the raw `model.generate` on the same prompts and the
-memory-bandwidth bound (each decode step reads every weight once; the device's bandwidth is
+4 KV heads), at batch 1, 16, 64 and 256: the `generate` decoder (transformers' generate) beside
+the `static` one (iterkd's fixed-shape loop with CUDA graphs) on the same prompts, in the same
+process, each as a fraction of the memory-bandwidth bound (each decode step reads every weight once; the device's bandwidth is
 measured here with a large device-to-device copy). Prints a report; record it in RESULTS.md.
 
     python3 benchmarks/bench_generation_gpu.py [--tokens 128]
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 import torch
+
+DECODERS = ("generate", "static")  # the hf backend's two decode paths, compared in one process
 
 
 def measured_bandwidth() -> float:
@@ -57,6 +60,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
     args = parser.parse_args()
     bandwidth = measured_bandwidth()
     out = Path(tempfile.mkdtemp())
@@ -68,26 +72,28 @@ def main() -> None:
     print(
         f"model: {params_count / 1e9:.3f}B parameters, bf16; {args.tokens} new tokens per row, sampling"
     )
-    for batch in (1, 16, 64):
-        backend = HFBackend(out, batch_size=batch)
+    for batch in args.batches:
+        backends = {name: HFBackend(out, batch_size=batch, decoder=name) for name in DECODERS}
         prompts = [
             Prompt(
                 id=f"{q.id}#{i}",
                 messages=(Message(role="user", content=render("solve", prompt=q.prompt)),),
             )
-            for i, q in enumerate(questions[: max(batch, 3)])
+            for i, q in enumerate((questions * (1 + batch // len(questions)))[: max(batch, 3)])
         ]
         params = SamplingParams(n=1, temperature=0.8, max_new_tokens=args.tokens, seed=batch)
-        # the first pass over new shapes pays one-time costs (allocator, kernel choice): warm
-        # both paths at full length, then alternate and take medians
-        ours_runs, raw_runs = [], []
+        # the first pass over new shapes pays one-time costs (allocator, kernel choice, graph
+        # capture): warm both paths at full length, then alternate and take medians
+        runs: dict[str, list[float]] = {name: [] for name in DECODERS}
         for _ in range(3):
-            ours_runs.append(ours_tokens_per_s(backend, prompts, params))
-            raw_runs.append(raw_tokens_per_s(backend, prompts, batch, args.tokens))
-        ours, raw = statistics.median(ours_runs[1:]), statistics.median(raw_runs[1:])
+            for name, backend in backends.items():
+                runs[name].append(ours_tokens_per_s(backend, prompts, params))
+        rates = {name: statistics.median(values[1:]) for name, values in runs.items()}
         bound = batch * bandwidth / (2 * params_count)
-        print(f"batch {batch:>2}: iterkd hf backend {ours:8.0f} tok/s | raw model.generate {raw:8.0f} tok/s"
-              f" | raw/iterkd {raw / ours:.3f}x | bandwidth bound {bound:8.0f} tok/s ({ours / bound:.1%} of it)")  # fmt: skip
+        print(f"batch {batch:>3}: generate {rates['generate']:8.0f} tok/s ({rates['generate'] / bound:.1%})"
+              f" | static {rates['static']:8.0f} tok/s ({rates['static'] / bound:.1%})"
+              f" | static/generate {rates['static'] / rates['generate']:.2f}x"
+              f" | bandwidth bound {bound:8.0f} tok/s")  # fmt: skip
 
 
 def ours_tokens_per_s(backend, prompts, params) -> float:
@@ -98,26 +104,6 @@ def ours_tokens_per_s(backend, prompts, params) -> float:
     _, report = generate(backend, prompts, params)
     torch.cuda.synchronize()
     return report.completion_tokens / (time.perf_counter() - start)
-
-
-def raw_tokens_per_s(backend, prompts, batch: int, tokens: int) -> float:
-    tok = backend.tokenizer
-    texts = [backend.render(p) for p in prompts]
-    generated, start = 0, time.perf_counter()
-    for begin in range(0, len(texts), batch):
-        enc = tok(
-            texts[begin : begin + batch],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-        ).to("cuda")
-        with torch.inference_mode():
-            out = backend.model.generate(**enc, do_sample=True, temperature=0.8, max_new_tokens=tokens,
-                                         pad_token_id=tok.pad_token_id)  # fmt: skip
-        new = out[:, enc["input_ids"].shape[1] :]
-        generated += int((new != tok.pad_token_id).sum())
-    torch.cuda.synchronize()
-    return generated / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """SmolLM2-135M-Instruct on HumanEval through iterkd's hf backend on a GPU: seconds and tokens/s
 of the greedy pass (164 prompts) and of sampling (n per prompt), and the pass@1 the sandbox gives.
 
-    python3 benchmarks/bench_smollm2_gpu.py --model DIR [--batch 480] [--n 10] [--prompts 164]
+    python3 benchmarks/bench_smollm2_gpu.py --model DIR [--batch 1920] [--n 10] [--prompts 164] \
+        [--decoders static generate] [--sampled-with static generate]
+
+Each decoder of the hf backend (`static`: iterkd's fixed-shape loop; `generate`: transformers'
+generate) runs the greedy workload, and those in --sampled-with the sampled one, in one process.
 
 Prints one line per workload and writes them to --out (JSON) for benchmarks/RESULTS.md.
 """
@@ -56,30 +60,32 @@ def verdict_counts(questions, samples, n: int) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
-    parser.add_argument("--batch", type=int, default=480)
+    parser.add_argument("--batch", type=int, default=1920)
+    parser.add_argument("--decoders", nargs="+", default=["static", "generate"])
+    parser.add_argument("--sampled-with", nargs="+", default=["static", "generate"])
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--prompts", type=int, default=164)
     parser.add_argument("--max-new-tokens", type=int, default=384)
     parser.add_argument("--out", default="bench_smollm2_gpu.json")
     args = parser.parse_args()
     questions = load_benchmark("humaneval")[: args.prompts]
-    backend = HFBackend(args.model, batch_size=args.batch)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
-    lines = {"device": device, "batch": args.batch, "prompts": len(questions)}
-    for name, params in (
-        ("greedy", SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens)),
-        (
-            f"sampled_n{args.n}",
-            SamplingParams(n=args.n, temperature=0.8, max_new_tokens=args.max_new_tokens, seed=1),
-        ),
-    ):
-        result = workload(backend, questions, params)
-        counts = verdict_counts(questions, result.pop("samples"), params.n)
-        result["pass@1"] = pass_at_k_with_interval(counts, 1)
-        if params.n >= 10:
-            result["pass@10"] = pass_at_k_with_interval(counts, 10)
-        lines[name] = result
-        print(name, json.dumps(result), flush=True)
+    lines: dict = {"device": device, "batch": args.batch, "prompts": len(questions)}
+    greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens)
+    sampled = SamplingParams(n=args.n, temperature=0.8, max_new_tokens=args.max_new_tokens, seed=1)
+    for decoder in args.decoders:
+        backend = HFBackend(args.model, batch_size=args.batch, decoder=decoder)
+        for name, params in (("greedy", greedy), (f"sampled_n{args.n}", sampled)):
+            if params.n > 1 and decoder not in args.sampled_with:
+                continue
+            result = workload(backend, questions, params)
+            counts = verdict_counts(questions, result.pop("samples"), params.n)
+            result["pass@1"] = pass_at_k_with_interval(counts, 1)
+            if params.n >= 10:
+                result["pass@10"] = pass_at_k_with_interval(counts, 10)
+            lines[f"{decoder}/{name}"] = result
+            print(f"{decoder}/{name}", json.dumps(result), flush=True)
+        backend.close()
     Path(args.out).write_text(json.dumps(lines, indent=2))
 
 

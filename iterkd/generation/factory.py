@@ -62,4 +62,5 @@ def open_backend(spec: ModelSpec, role: str, adapter: Path | None = None) -> Bac
         context_length=spec.context_length,
         on_long_prompt=spec.on_long_prompt,
         role=role,
+        decoder=spec.decoder,
     )

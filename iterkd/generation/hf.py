@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
@@ -28,7 +29,11 @@ from iterkd.generation.base import (
     render_with_chat_template,
     skipped_samples,
 )
+from iterkd.generation.static_decode import StaticDecoder, unsupported_reason
 from iterkd.modeling import load_model, load_tokenizer, model_identity
+
+Decoder = Literal["auto", "static", "generate"]
+DECODERS: tuple[str, ...] = ("auto", "static", "generate")
 
 
 class RowSampler(LogitsProcessor):
@@ -57,7 +62,7 @@ class RowSampler(LogitsProcessor):
 def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     drop = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p  # keep the token crossing top_p
-    sorted_probs[drop] = 0.0
+    sorted_probs.masked_fill_(drop, 0.0)  # not `[drop] = 0`: that syncs (no CUDA graph)
     return torch.zeros_like(probs).scatter_(1, order, sorted_probs)
 
 
@@ -75,8 +80,13 @@ class HFBackend:
         context_length: int | None = None,
         on_long_prompt: LongPromptPolicy = "skip",
         role: str = "model",
+        decoder: Decoder = "auto",
     ) -> None:
         on_long_prompt = check_long_prompt_policy(on_long_prompt)  # before any loading
+        if decoder not in DECODERS:
+            raise ValueError(
+                f"{role}: decoder must be one of {', '.join(DECODERS)}, not {decoder!r}"
+            )
         self.tokenizer = load_tokenizer(path, role=role)
         self.tokenizer.padding_side = "left"
         self.model = load_model(path, adapter=adapter, device=device, dtype=dtype, role=role)
@@ -87,6 +97,21 @@ class HFBackend:
         self.role = role
         self.path = Path(path)
         self.engine_calls = 0
+        self.static = self._static_decoder(decoder)
+
+    def _static_decoder(self, decoder: Decoder) -> StaticDecoder | None:
+        """The fixed-shape decode loop, unless `generate` is asked for or the model needs it."""
+        reason = unsupported_reason(self.model)
+        if decoder == "generate" or (decoder == "auto" and reason is not None):
+            return None
+        if reason is not None:
+            raise ValueError(f"{self.role} path {self.path}: decoder static cannot run {reason}")
+        return StaticDecoder(self.model, self.tokenizer.pad_token_id, self._eos_ids())
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        return [t for t in {*eos, self.tokenizer.eos_token_id} if t is not None]
 
     def render(self, prompt: Prompt) -> str:
         return render_with_chat_template(self.tokenizer, prompt, f"{self.role} path {self.path}")
@@ -110,8 +135,7 @@ class HFBackend:
                 (index, i, fitted, truncated, derive_seed(job.seed, i)) for i in range(params.n)
             ]
         rows.sort(key=lambda row: (-len(row[2]), row[0], row[1]))  # similar lengths share a batch
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start : start + self.batch_size]
+        for batch in self._batches(rows, params.n):
             for (index, i, *_), sample in zip(
                 batch, self._run_batch(batch, jobs, params), strict=True
             ):
@@ -119,7 +143,18 @@ class HFBackend:
                 if all(s is not None for s in pending[index]):
                     yield index, pending.pop(index)
 
+    def _batches(self, rows: list, n: int) -> Iterator[list]:
+        """`batch_size` rows at a time; on the static path whole prompts (its n rows share one
+        prefill), at least one prompt per batch."""
+        size = self.batch_size
+        if self.static is not None:
+            size = max(1, self.batch_size // n) * n
+        for start in range(0, len(rows), size):
+            yield rows[start : start + size]
+
     def _run_batch(self, batch: list, jobs: Sequence[Job], params: SamplingParams) -> list[Sample]:
+        if self.static is not None:
+            return self._run_static(batch, jobs, params)
         width = max(len(row[2]) for row in batch)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(r[2])) + r[2] for r in batch])
@@ -144,6 +179,34 @@ class HFBackend:
             self._sample(jobs[r[0]], r, output[k, width:].tolist(), params, seconds)
             for k, r in enumerate(batch)
         ]
+
+    def _run_static(self, batch: list, jobs: Sequence[Job], params: SamplingParams) -> list[Sample]:
+        """The batch's prompts (rows arrive n per prompt, in sample order) through the static
+        decode loop, prefilled once each."""
+        assert self.static is not None
+        prompts = [row[2] for row in batch[:: params.n]]
+        uniforms = torch.stack([self._uniforms(r[4], params.max_new_tokens) for r in batch])
+        started = time.monotonic()
+        output = self.static.run(prompts, params.n, uniforms, params.temperature, params.top_p)
+        self.engine_calls += 1
+        seconds = round(time.monotonic() - started, 4)
+        tokens = [self._through_stop(ids, params.stop) for ids in output.tolist()]
+        return [
+            self._sample(jobs[r[0]], r, tokens[k], params, seconds) for k, r in enumerate(batch)
+        ]
+
+    def _through_stop(self, ids: list[int], stops: Sequence[str]) -> list[int]:
+        """`ids` up to the token that completes a stop string, where `generate` would have
+        stopped the row (the static loop runs on to the end-of-turn token)."""
+        if not stops or not any(s in self.tokenizer.decode(ids, skip_special_tokens=True)
+                                for s in stops):  # fmt: skip
+            return ids
+        low, high = 1, len(ids)  # the shortest prefix whose text holds a stop string
+        while low < high:
+            middle = (low + high) // 2
+            text = self.tokenizer.decode(ids[:middle], skip_special_tokens=True)
+            low, high = (low, middle) if any(s in text for s in stops) else (middle + 1, high)
+        return ids[:low]
 
     @staticmethod
     def _uniforms(seed: int, count: int) -> torch.Tensor:

@@ -1,0 +1,176 @@
+"""The static decode loop (`iterkd/generation/static_decode.py`) against transformers' `generate`
+on the tiny models: the same samples for the same seeds, prefill once per prompt, early stop,
+stop strings, the sampler's distribution, and the models it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from iterkd.generation import SamplingParams, generate
+from iterkd.generation.hf import HFBackend
+from iterkd.generation.static_decode import StaticDecoder, unsupported_reason
+from iterkd.modeling import load_model
+from iterkd.questions import load_bundled
+from iterkd.stages.common import solve_prompt
+
+# seed questions as the teacher stage asks them (the tiny teacher has learnt their answers, so
+# greedy decoding writes real code); their lengths differ, so batches are left-padded
+PROMPTS = [solve_prompt(q) for q in load_bundled("seed")[:7]]
+
+
+def samples(backend: HFBackend, params: SamplingParams) -> list[tuple[str, int, str]]:
+    results, _ = generate(backend, PROMPTS, params)
+    return [(s.text, s.completion_tokens, s.finish_reason) for p in PROMPTS for s in results[p.id]]
+
+
+@pytest.fixture(scope="module")
+def backends(tiny_models: Path) -> dict[str, HFBackend]:
+    path = tiny_models / "teacher"
+    return {
+        "generate": HFBackend(path, batch_size=8, decoder="generate"),
+        "static": HFBackend(path, batch_size=8, decoder="static"),
+        "auto": HFBackend(path, batch_size=8),
+    }
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(n=1, temperature=0.0, max_new_tokens=48),
+        SamplingParams(n=4, temperature=0.8, max_new_tokens=48, seed=3),
+        SamplingParams(n=3, temperature=1.0, top_p=0.9, max_new_tokens=32, seed=11),
+    ],
+    ids=["greedy", "sampled", "top_p"],
+)
+def test_the_same_samples_as_generate(backends: dict[str, HFBackend], params) -> None:
+    assert backends["auto"].static is not None  # the tiny Llama runs on the static loop
+    assert backends["generate"].static is None
+    expected = samples(backends["generate"], params)
+    assert samples(backends["static"], params) == expected
+    assert len(set(expected)) > 1 and all("return" in text for text, *_ in expected[:3])
+
+
+def test_stop_strings_give_the_same_text_and_token_count(backends: dict[str, HFBackend]) -> None:
+    probe = SamplingParams(n=2, temperature=1.0, max_new_tokens=48, seed=5)
+    texts = [text for text, *_ in samples(backends["generate"], probe)]
+    stop = next(t[3:5] for t in texts if len(t) > 6)  # a string the model really writes
+    params = probe.model_copy(update={"stop": (stop,)})
+    expected = samples(backends["generate"], params)
+    assert any(reason == "stop" for *_, reason in expected)
+    assert samples(backends["static"], params) == expected
+
+
+class CountingModel(torch.nn.Module):
+    """The model, recording the batch size of each forward pass."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.inner = model
+        self.config, self.generation_config = model.config, model.generation_config
+        self.device, self.dtype = model.device, model.dtype
+        self.batches: list[int] = []
+
+    def forward(self, **kwargs: Any) -> Any:
+        self.batches.append(kwargs["input_ids"].shape[0])
+        return self.inner(**kwargs)
+
+
+def test_each_prompt_is_prefilled_once_and_finished_rows_stop_the_loop(
+    tiny_models: Path, backends: dict[str, HFBackend]
+) -> None:
+    teacher = backends["static"]
+    model = CountingModel(load_model(tiny_models / "teacher", device="cpu"))
+    eos = teacher.tokenizer.eos_token_id
+    decoder = StaticDecoder(model, teacher.tokenizer.pad_token_id, [eos])
+    prompts = [
+        teacher.tokenizer(teacher.render(p), add_special_tokens=False)["input_ids"]
+        for p in PROMPTS[:2]
+    ]
+    uniforms = torch.rand(2 * 5, 400, generator=torch.Generator().manual_seed(0))
+    out = decoder.run(prompts, 5, uniforms, temperature=0.3, top_p=1.0)
+    assert model.batches[0] == 2  # the prefill: one row per prompt, not per sample
+    assert set(model.batches[1:]) == {10}  # then the 10 sampled rows
+    ended = [row.index(eos) if eos in row else None for row in out.tolist()]
+    assert all(e is not None for e in ended), "each row writes its answer and ends"
+    assert len(model.batches) - 1 < 400  # stopped soon after every row had ended
+    pad = teacher.tokenizer.pad_token_id
+    for row, end in zip(out.tolist(), ended, strict=True):
+        assert set(row[end + 1 :]) <= {pad}  # padded after the end
+
+
+def test_the_first_token_follows_the_model_distribution(tiny_models: Path) -> None:
+    """4000 rows of one prompt: their first tokens against the model's softmax (chi-square)."""
+    model = load_model(tiny_models / "student", device="cpu")
+    prompt = [1, 5, 6, 7, 8]
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([prompt])).logits[0, -1].float()
+    probs = torch.softmax(logits.double() / 0.1, dim=-1).numpy()  # the random student is near
+    # uniform at the usual temperatures: 0.1 gives enough likely tokens to test
+    rows = 4000
+    uniforms = torch.rand(rows, 1, generator=torch.Generator().manual_seed(1))
+    decoder = StaticDecoder(model, pad_id=0, eos_ids=[2])
+    first = decoder.run([prompt], rows, uniforms, temperature=0.1, top_p=1.0)[:, 0].numpy()
+    likely = probs * rows >= 5  # chi-square needs >= 5 expected per cell; the rest pooled
+    observed = [*np.bincount(first, minlength=len(probs))[likely], (~likely[first]).sum()]
+    expected = [*(probs[likely] * rows), probs[~likely].sum() * rows]
+    assert likely.sum() >= 20
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_models_the_static_loop_refuses(tiny_models: Path) -> None:
+    model = load_model(tiny_models / "student", device="cpu")
+    assert unsupported_reason(model) is None
+    model.generation_config.repetition_penalty = 1.3
+    assert unsupported_reason(model) == "generation config sets repetition_penalty=1.3"
+    model.generation_config.repetition_penalty = 1.0
+    model.config._attn_implementation = "flex_attention"
+    assert unsupported_reason(model) == "attention implementation 'flex_attention'"
+
+
+def test_auto_keeps_generate_where_static_cannot_run_and_static_says_why(
+    tiny_models: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    path = tmp_path / "student"
+    shutil.copytree(tiny_models / "student", path)
+    config = (path / "generation_config.json").read_text()
+    (path / "generation_config.json").write_text(
+        config.replace('"bos_token_id"', '"repetition_penalty": 1.2,\n  "bos_token_id"')
+    )
+    assert HFBackend(path).static is None
+    with pytest.raises(ValueError, match=r"decoder static cannot run generation config sets rep"):
+        HFBackend(path, decoder="static")
+    with pytest.raises(ValueError, match="decoder must be one of auto, static, generate"):
+        HFBackend(path, decoder="fast")  # type: ignore[arg-type]
+
+
+def test_eager_attention_gives_the_same_tokens_as_sdpa(tiny_models: Path) -> None:
+    prompts = [[1, 5, 6, 7], [1, 8, 9]]
+    uniforms = torch.rand(6, 12, generator=torch.Generator().manual_seed(2))
+    outputs = []
+    for implementation in ("sdpa", "eager"):
+        model = load_model(tiny_models / "student", device="cpu")
+        model.config._attn_implementation = implementation
+        outputs.append(StaticDecoder(model, 0, [2]).run(prompts, 3, uniforms, 0.8, 1.0))
+    assert torch.equal(outputs[0], outputs[1])
+
+
+@pytest.mark.gpu
+def test_cuda_graph_steps_give_the_same_tokens_as_eager_steps(tiny_models: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model = load_model(tiny_models / "student", device="cuda", dtype="float32")
+    prompts = [[1, 5, 6, 7], [1, 8, 9], [1, 4]]
+    uniforms = torch.rand(12, 40, generator=torch.Generator().manual_seed(4))
+    graphed = StaticDecoder(model, 0, [2])
+    eager = StaticDecoder(model, 0, [2], cuda_graphs=False)
+    first = graphed.run(prompts, 4, uniforms, 0.8, 1.0)
+    assert graphed.graph_steps > 0
+    assert torch.equal(first, eager.run(prompts, 4, uniforms, 0.8, 1.0))
