@@ -1,6 +1,7 @@
 """hf backend tokens/s on a GPU for a ~1B random-init Llama (hidden 2048, 22 layers, 32 heads,
 4 KV heads), at batch 1, 16, 64 and 256: the `generate` decoder (transformers' generate) beside
-the `static` one (iterkd's fixed-shape loop with CUDA graphs) on the same prompts, in the same
+the `static` one (iterkd's fixed-shape loop with CUDA graphs) and the `continuous` one
+(transformers' continuous batching, `generate_batch`) on the same prompts, in the same
 process, each as a fraction of the memory-bandwidth bound (each decode step reads every weight once; the device's bandwidth is
 measured here with a large device-to-device copy). Prints a report; record it in RESULTS.md.
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-DECODERS = ("generate", "static")  # the hf backend's two decode paths, compared in one process
+DECODERS = ("generate", "static", "continuous")  # the hf backend's decode paths, in one process
 
 
 def measured_bandwidth() -> float:
@@ -87,13 +88,27 @@ def main() -> None:
         runs: dict[str, list[float]] = {name: [] for name in DECODERS}
         for _ in range(3):
             for name, backend in backends.items():
-                runs[name].append(ours_tokens_per_s(backend, prompts, params))
-        rates = {name: statistics.median(values[1:]) for name, values in runs.items()}
+                runs[name].append(tokens_per_s(backend, prompts, params))
         bound = batch * bandwidth / (2 * params_count)
-        print(f"batch {batch:>3}: generate {rates['generate']:8.0f} tok/s ({rates['generate'] / bound:.1%})"
-              f" | static {rates['static']:8.0f} tok/s ({rates['static'] / bound:.1%})"
-              f" | static/generate {rates['static'] / rates['generate']:.2f}x"
-              f" | bandwidth bound {bound:8.0f} tok/s")  # fmt: skip
+        cells = []
+        for name, values in runs.items():
+            rate = statistics.median(values[1:])
+            cells.append(
+                f"{name} {rate:8.0f} tok/s ({rate / bound:.1%}, {rate / statistics.median(runs['generate'][1:]):.2f}x)"
+            )
+        print(
+            f"batch {batch:>3}: " + " | ".join(cells) + f" | bound {bound:8.0f} tok/s", flush=True
+        )
+
+
+def tokens_per_s(backend, prompts, params) -> float:
+    """Completion tokens/s of one pass; nan where the decoder fails here (printed, not fatal:
+    the other decoders' numbers still come)."""
+    try:
+        return ours_tokens_per_s(backend, prompts, params)
+    except Exception as error:  # a benchmark reports, it does not stop
+        print(f"  {backend.name}/{type(error).__name__}: {error}", flush=True)
+        return float("nan")
 
 
 def ours_tokens_per_s(backend, prompts, params) -> float:

@@ -2,10 +2,10 @@
 of the greedy pass (164 prompts) and of sampling (n per prompt), and the pass@1 the sandbox gives.
 
     python3 benchmarks/bench_smollm2_gpu.py --model DIR [--batch 1920] [--n 10] [--prompts 164] \
-        [--decoders static generate] [--sampled-with static generate]
+        [--decoders static continuous generate] [--sampled-with static continuous generate]
 
-Each decoder of the hf backend (`static`: iterkd's fixed-shape loop; `generate`: transformers'
-generate) runs the greedy workload, and those in --sampled-with the sampled one, in one process.
+Each decoder of the hf backend (`static`: iterkd's fixed-shape loop; `continuous`: transformers'
+continuous batching; `generate`: transformers' generate) runs the greedy workload, and those in --sampled-with the sampled one, in one process.
 
 Prints one line per workload and writes them to --out (JSON) for benchmarks/RESULTS.md.
 """
@@ -61,8 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--batch", type=int, default=1920)
-    parser.add_argument("--decoders", nargs="+", default=["static", "generate"])
-    parser.add_argument("--sampled-with", nargs="+", default=["static", "generate"])
+    parser.add_argument("--decoders", nargs="+", default=["static", "continuous", "generate"])
+    parser.add_argument("--sampled-with", nargs="+", default=["static", "continuous", "generate"])
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--prompts", type=int, default=164)
     parser.add_argument("--max-new-tokens", type=int, default=384)
@@ -78,15 +78,20 @@ def main() -> None:
         for name, params in (("greedy", greedy), (f"sampled_n{args.n}", sampled)):
             if params.n > 1 and decoder not in args.sampled_with:
                 continue
-            result = workload(backend, questions, params)
+            try:
+                result = workload(backend, questions, params)
+            except Exception as error:  # report it, keep the other lines
+                lines[f"{decoder}/{name}"] = f"{type(error).__name__}: {error}"
+                print(f"{decoder}/{name} failed: {error}", flush=True)
+                continue
             counts = verdict_counts(questions, result.pop("samples"), params.n)
             result["pass@1"] = pass_at_k_with_interval(counts, 1)
             if params.n >= 10:
                 result["pass@10"] = pass_at_k_with_interval(counts, 10)
             lines[f"{decoder}/{name}"] = result
             print(f"{decoder}/{name}", json.dumps(result), flush=True)
+            Path(args.out).write_text(json.dumps(lines, indent=2))  # each line kept as it comes
         backend.close()
-    Path(args.out).write_text(json.dumps(lines, indent=2))
 
 
 if __name__ == "__main__":

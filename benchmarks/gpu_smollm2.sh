@@ -4,6 +4,7 @@
 # wheels (.whl*, ignored by git), and the 98 MB GGUF in two halves over two calls (.gguf/p0,
 # .gguf/p1), joined in /tmp while the machine stays warm. Steps, one per call:
 #   bash benchmarks/gpu_smollm2.sh setup      # install the wheels, keep the GGUF half(s) carried
+#   bash benchmarks/gpu_smollm2.sh bench      # join the GGUF, bench_smollm2_gpu.py (issue 16)
 #   bash benchmarks/gpu_smollm2.sh start      # join the GGUF, run the config in the background
 #   bash benchmarks/gpu_smollm2.sh wait N     # follow the run for N seconds
 #   bash benchmarks/gpu_smollm2.sh collect    # status, reports and summaries into $OUT
@@ -31,9 +32,19 @@ print('imports ok: trl', trl.__version__, 'peft', peft.__version__)" || true
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 }
 
-start() {
+join() {
     [ -f "$GGUF" ] || cat /tmp/gguf/smol.part00 /tmp/gguf/smol.part01 > "$GGUF"
     echo "$SHA  $GGUF" | sha256sum -c -
+}
+
+bench() {
+    join
+    [ -d /tmp/smol ] || python3 -m iterkd models import "$GGUF" --to /tmp/smol
+    python3 benchmarks/bench_smollm2_gpu.py --model /tmp/smol --out "$OUT/bench_smollm2_gpu.json" "$@"
+}
+
+start() {
+    join
     local model="gguf:$GGUF"
     setsid nohup python3 -m iterkd run configs/smollm2-gpu.yaml "name=$NAME" "runs_dir=$RUNS" \
         "models.teacher.path=$model" "models.student.path=$model" "models.judge.path=$model" \
@@ -67,8 +78,9 @@ collect() {
 
 case "${1:-}" in
     setup) setup ;;
+    bench) shift; bench "$@" ;;
     start) shift; start "$@" ;;
     wait) follow "${2:-500}" ;;
     collect) collect ;;
-    *) echo "usage: $0 setup|start|wait N|collect" >&2; exit 2 ;;
+    *) echo "usage: $0 setup|bench|start|wait N|collect" >&2; exit 2 ;;
 esac

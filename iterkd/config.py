@@ -62,11 +62,12 @@ class ModelSpec(_Strict):
     )
     context_length: PositiveInt | None = Field(None, description="default: the model's")
     on_long_prompt: Literal["truncate", "skip"] = "skip"
-    decoder: Literal["auto", "static", "generate"] = Field(
+    decoder: Literal["auto", "static", "generate", "continuous"] = Field(
         "auto",
         description="hf backend: static = iterkd's fixed-shape decode loop (prefill once per "
-        "prompt, CUDA graphs on a GPU); generate = transformers' generate; auto = static where "
-        "the model allows it",
+        "prompt, CUDA graphs on a GPU); generate = transformers' generate; continuous = "
+        "transformers' continuous batching (generate_batch; sampled rows are seeded per call, "
+        "not per row); auto = static where the model allows it",
     )
     # vllm
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)

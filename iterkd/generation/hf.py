@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from iterkd.generation.base import (
     Job,
@@ -32,8 +32,8 @@ from iterkd.generation.base import (
 from iterkd.generation.static_decode import StaticDecoder, unsupported_reason
 from iterkd.modeling import load_model, load_tokenizer, model_identity
 
-Decoder = Literal["auto", "static", "generate"]
-DECODERS: tuple[str, ...] = ("auto", "static", "generate")
+Decoder = Literal["auto", "static", "generate", "continuous"]
+DECODERS: tuple[str, ...] = ("auto", "static", "generate", "continuous")
 
 
 class RowSampler(LogitsProcessor):
@@ -97,12 +97,19 @@ class HFBackend:
         self.role = role
         self.path = Path(path)
         self.engine_calls = 0
+        self.continuous = decoder == "continuous" and self._check_continuous()
         self.static = self._static_decoder(decoder)
+
+    def _check_continuous(self) -> bool:
+        if not hasattr(self.model, "generate_batch"):
+            raise ValueError(f"{self.role} path {self.path}: decoder continuous needs a transformers "
+                             "with continuous batching (`generate_batch`, transformers >= 4.56)")  # fmt: skip
+        return True
 
     def _static_decoder(self, decoder: Decoder) -> StaticDecoder | None:
         """The fixed-shape decode loop, unless `generate` is asked for or the model needs it."""
         reason = unsupported_reason(self.model)
-        if decoder == "generate" or (decoder == "auto" and reason is not None):
+        if decoder in ("generate", "continuous") or (decoder == "auto" and reason is not None):
             return None
         if reason is not None:
             raise ValueError(f"{self.role} path {self.path}: decoder static cannot run {reason}")
@@ -147,12 +154,16 @@ class HFBackend:
         """`batch_size` rows at a time; on the static path whole prompts (its n rows share one
         prefill), at least one prompt per batch."""
         size = self.batch_size
-        if self.static is not None:
+        if self.continuous:  # the scheduler fills its own batches from every waiting row
+            size = max(1, len(rows))
+        elif self.static is not None:
             size = max(1, self.batch_size // n) * n
         for start in range(0, len(rows), size):
             yield rows[start : start + size]
 
     def _run_batch(self, batch: list, jobs: Sequence[Job], params: SamplingParams) -> list[Sample]:
+        if self.continuous:
+            return self._run_continuous(batch, jobs, params)
         if self.static is not None:
             return self._run_static(batch, jobs, params)
         width = max(len(row[2]) for row in batch)
@@ -194,6 +205,37 @@ class HFBackend:
         return [
             self._sample(jobs[r[0]], r, tokens[k], params, seconds) for k, r in enumerate(batch)
         ]
+
+    def _run_continuous(
+        self, batch: list, jobs: Sequence[Job], params: SamplingParams
+    ) -> list[Sample]:
+        """Every row through transformers' continuous batching (paged KV cache, a finished row's
+        slot refilled from the waiting ones). Its sampler draws from torch's generator, seeded
+        here from the first row: not per row, so a sampled row depends on the others in the call
+        (greedy rows do not)."""
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens, do_sample=params.temperature > 0,
+            temperature=params.temperature or None, top_p=params.top_p if params.temperature else None,
+            eos_token_id=self._eos_ids(), pad_token_id=self.tokenizer.pad_token_id,
+        )  # fmt: skip
+        torch.manual_seed(batch[0][4])
+        started = time.monotonic()
+        # no inference_mode: the scheduler's thread updates its tensors in place outside it
+        output = self.model.generate_batch([row[2] for row in batch], config, progress_bar=False)
+        self.engine_calls += 1
+        seconds = round(time.monotonic() - started, 4)
+        missing = [f"req_{k}" for k in range(len(batch)) if f"req_{k}" not in output]
+        if missing:  # request ids are given in input order; anything else is a transformers change
+            raise RuntimeError(
+                f"{self.role}: continuous batching returned no result for {missing[:3]}"
+            )
+        return [
+            self._sample(
+                jobs[r[0]], r, self._through_stop(list(output[f"req_{k}"].generated_tokens), params.stop),
+                params, seconds,
+            )
+            for k, r in enumerate(batch)
+        ]  # fmt: skip
 
     def _through_stop(self, ids: list[int], stops: Sequence[str]) -> list[int]:
         """`ids` up to the token that completes a stop string, where `generate` would have
