@@ -5,8 +5,8 @@ Per bucket, `synthesize.per_bucket[bucket]` parents are drawn from the bucket (s
 with fewer parents cycles through them again, an empty one asks nothing) and the teacher is asked,
 each strategy with its own template (`iterkd/synthesis/requests.py`): a harder variant of a
 mastered (easy) question by one Evol-Instruct operation chosen from the seed, a same-difficulty
-variant of a medium one, or a simpler stepping stone below a failed (hard) one. A repeated parent
-is asked with another sampling seed, so its answers differ.
+variant of a medium one, or a simpler stepping stone below a failed (hard) one. A parent asked
+again with the same prompt takes the next of that prompt's samples, so its answers differ.
 
 Each answer goes through the funnel of `iterkd/synthesis/screening.py`: parsed; validated in the
 sandbox (failing asserts dropped, `min_tests`, line coverage of the reference >= `min_coverage`);
@@ -29,7 +29,6 @@ from typing import Any
 
 from iterkd.config import PoolConfig, SynthesisConfig
 from iterkd.generation import GenerationReport, Prompt, SamplingParams, generate
-from iterkd.generation.base import derive_seed
 from iterkd.generation.factory import open_backend, resolve_model_path
 from iterkd.questions import Question, load_source
 from iterkd.records import FeedbackRecord, read_jsonl, write_jsonl
@@ -101,32 +100,50 @@ def run(ctx: StageContext) -> dict[str, Any]:
 def generate_texts(
     ctx: StageContext, requests: Sequence[Request]
 ) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
-    """Request id -> (teacher text, finish reason), one sample each; a parent asked again in
-    the batch is asked with another seed (same prompt, same seed: same text)."""
+    """Request id -> (teacher text, finish reason). Requests with the same prompt (a parent asked
+    again by the same strategy) are one prompt with n samples, the k-th request taking sample k:
+    so they differ, the prompt is prefilled once, and the batch is one generation call per
+    distinct n (usually one or two), not one per repetition."""
     if not requests:
         return {}, _empty_report()
     cfg = ctx.cfg.synthesize
+    templates = ctx.prompts  # a bad prompt folder fails here, before the teacher is loaded
+    groups = same_prompt_groups(
+        [(r, request_prompt(r, cfg.min_tests, templates)) for r in requests]
+    )
     texts: dict[str, tuple[str, str]] = {}
     totals: dict[str, Any] = {}
-    templates = ctx.prompts  # a bad prompt folder fails here, before the teacher is loaded
     backend = open_backend(ctx.cfg.models.teacher, "teacher")
     try:
-        with ctx.cache("synthesis") as cache, progress(len(requests), ctx.stage) as bar:
-            for cycle in sorted({r.cycle for r in requests}):
-                batch = [r for r in requests if r.cycle == cycle]
-                seed = ctx.seed if cycle == 0 else derive_seed(ctx.seed, "cycle", cycle)
+        with ctx.cache("synthesis") as cache, progress(len(groups), ctx.stage) as bar:
+            for n in sorted({len(ids) for _, ids in groups}):
+                asked = [(prompt, ids) for prompt, ids in groups if len(ids) == n]
                 params = SamplingParams(
-                    n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed
+                    n=n, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                    seed=ctx.seed,
+                )  # fmt: skip
+                results, report = generate(
+                    backend, [p for p, _ in asked], params, cache, progress=bar
                 )
-                prompts = [request_prompt(r, cfg.min_tests, templates) for r in batch]
-                results, report = generate(backend, prompts, params, cache, progress=bar)
-                texts |= {
-                    r.id: (results[r.id][0].text, results[r.id][0].finish_reason) for r in batch
-                }
+                for prompt, ids in asked:
+                    samples = results[prompt.id]
+                    texts |= {
+                        rid: (s.text, s.finish_reason) for rid, s in zip(ids, samples, strict=True)
+                    }
                 _add_counts(totals, report_counts(ctx, "synthesis", report))
     finally:
         backend.close()
     return texts, totals
+
+
+def same_prompt_groups(asked: Sequence[tuple[Request, Prompt]]) -> list[tuple[Prompt, list[str]]]:
+    """The distinct prompts (each named by its first request) -> the ids of the requests that
+    ask it, in request order."""
+    groups: dict[tuple, tuple[Prompt, list[str]]] = {}
+    for request, prompt in asked:
+        key = (prompt.messages, prompt.text, prompt.template_hash)
+        groups.setdefault(key, (prompt, []))[1].append(request.id)
+    return list(groups.values())
 
 
 def _empty_report() -> dict[str, Any]:

@@ -12,11 +12,13 @@ import pytest
 
 from iterkd.config import PoolConfig, RunConfig, SynthesisConfig, load_config
 from iterkd.execution import SandboxConfig
+from iterkd.generation import generate
 from iterkd.questions import Question, load_bundled
 from iterkd.records import Bucket, FeedbackRecord, read_jsonl, write_json, write_jsonl
 from iterkd.rundir import RunDir
 from iterkd.stages import run_stage
 from iterkd.stages import synthesize as stage
+from iterkd.stages.common import StageContext
 from iterkd.stages.synthesize import FUNNEL, Request, next_pool, plan_requests, screen
 from iterkd.synthesis import OPERATIONS
 
@@ -304,6 +306,33 @@ def test_the_funnel_counts_each_step(screening: tuple[Any, CraftedJudge]) -> Non
     assert summary["tests_dropped_from_accepted"] == 1
     assert summary["notes_on_accepted"] == {"quality_missing_kept": 1}
     assert summary["perplexity"]["scored"] == 5 and summary["coverage"]["measured"] == 9
+
+
+def test_a_parent_asked_again_takes_the_next_sample_of_one_call(
+    tmp_path: Path, tiny_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5 medium requests over 3 parents: the 2 parents asked twice are one prompt with n=2 and
+    get two different answers; one generation call per distinct n, not one per repetition."""
+    feedback = feedback_for({SEED[i].id: "medium" for i in range(3)})
+    requests = plan_requests(SEED[:3], feedback, {"easy": 0, "medium": 5, "hard": 0}, 7, 0)
+    cfg = load_config(None, [f"models.teacher.path={tiny_models / 'student'}",
+                             "synthesize.max_new_tokens=16"])  # fmt: skip
+    ctx = StageContext(run=RunDir.create(tmp_path / "run", cfg), cfg=cfg, round=0,
+                       stage="synthesize", out=tmp_path / "out")  # fmt: skip
+    ctx.out.mkdir()
+    calls: list[tuple[int, int]] = []
+
+    def counted(backend, prompts, params, *args, **kwargs):  # the real generate, counted
+        calls.append((len(prompts), params.n))
+        return generate(backend, prompts, params, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "generate", counted)
+    texts, report = stage.generate_texts(ctx, requests)
+    assert sorted(calls) == [(1, 1), (2, 2)]
+    assert set(texts) == {r.id for r in requests} and report["completion_tokens"] > 0
+    for parent in {r.parent.id for r in requests if r.cycle == 1}:
+        answers = [texts[r.id][0] for r in requests if r.parent.id == parent]
+        assert len(answers) == 2 and answers[0] != answers[1]
 
 
 def test_requests_are_seeded_cycled_and_skip_empty_buckets() -> None:
