@@ -84,6 +84,20 @@ def _models_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models_prune(args: argparse.Namespace) -> int:
+    from iterkd.generation.factory import resolve_model_path
+    from iterkd.pruning import prune_checkpoint
+    from iterkd.questions import calibration_texts
+
+    texts = calibration_texts(args.calibration) if args.method == "block-influence" else []
+    manifest = prune_checkpoint(
+        resolve_model_path(args.source), Path(args.to).expanduser(), args.drop, args.method,
+        texts, args.calibration,
+    )  # fmt: skip
+    print(json.dumps({"to": args.to, **manifest}, indent=2))
+    return 0
+
+
 def _add_models_commands(commands) -> None:
     """`iterkd models <action>`: one group for the commands that make or manage model folders;
     each action is a parser of its own under it."""
@@ -96,6 +110,20 @@ def _add_models_commands(commands) -> None:
     imp.add_argument("source", help="FILE.gguf, or a known name: smollm2-135m-instruct")
     imp.add_argument("--to", required=True, help="output directory (must not exist, or be empty)")
     imp.set_defaults(handler=_models_import)
+    prune = actions.add_parser(
+        "prune", help="a smaller student: the checkpoint with N decoder layers dropped"
+    )
+    prune.add_argument("--from", dest="source", required=True,
+                       help="a checkpoint folder, gguf:FILE or gguf:smollm2-135m-instruct")  # fmt: skip
+    prune.add_argument("--drop", type=int, required=True, help="how many decoder layers to drop")
+    prune.add_argument("--method", choices=["block-influence", "last"], default="block-influence",
+                       help="block-influence: the N least influential layers (ShortGPT); last: "
+                       "the N deepest before the final one")  # fmt: skip
+    prune.add_argument("--to", required=True, help="output directory (must not exist, or be empty)")
+    prune.add_argument("--calibration", default="seed",
+                       help="text for block influence: seed, heldout, humaneval or a questions "
+                       "JSONL file (prompts with their reference solutions)")  # fmt: skip
+    prune.set_defaults(handler=_models_prune)
 
 
 def _add_cycle_commands(commands) -> None:

@@ -149,6 +149,18 @@ def load_source(source: QuestionSource) -> list[Question]:
     return questions[: source.limit] if source.limit else questions
 
 
+def calibration_texts(name: str) -> list[str]:
+    """Prompt + reference solution of each question of a bundled set (seed, heldout), a
+    benchmark (humaneval) or a questions JSONL file: text in the model's own domain."""
+    if name in ("seed", "heldout"):
+        questions = load_bundled(name)  # type: ignore[arg-type]
+    elif name == "humaneval":
+        questions = load_benchmark(name)
+    else:
+        questions = load_jsonl(name).questions
+    return [f"{q.prompt}\n{q.reference_solution}" for q in questions]
+
+
 def benchmark_file(name: str) -> Path:
     """The data file a benchmark's PyPI package ships (it is read, never downloaded)."""
     if name not in BENCHMARKS:
