@@ -131,6 +131,8 @@ def _train_problems(cfg: RunConfig) -> list[str]:
     """The train stage's own settings: the accelerate config file, and SFIM's sentinels with
     LoRA (a LoRA adapter cannot carry new embedding rows, so they must exist already)."""
     train, problems = cfg.train, []
+    if train.kd is not None and (problem := _kd_problem(cfg)):
+        problems.append(f"train.kd: {problem}")
     if train.accelerate_config and not Path(train.accelerate_config).expanduser().is_file():
         problems.append(f"train.accelerate_config: {train.accelerate_config} does not exist")
     if train.sfim_ratio > 0 and train.method == "lora":
@@ -141,6 +143,46 @@ def _train_problems(cfg: RunConfig) -> list[str]:
                 "set train.fim_tokens to its own or use train.method: full (which adds them)"
             )
     return problems
+
+
+def _kd_problem(cfg: RunConfig) -> str | None:
+    """Token-level KD compares teacher and student distributions token by token: it needs both
+    local and sharing one tokenizer (checked where both are readable without importing)."""
+    teacher, student = cfg.models.teacher, cfg.models.student
+    if teacher.backend == "openai":
+        return "needs the teacher as a local model (models.teacher.backend is openai)"
+    paths = [_local_path(spec.path or "") for spec in (teacher, student)]
+    if None in paths:
+        return None  # a gguf: path not imported yet: the train stage checks once it is
+    return tokenizer_mismatch(*paths)  # type: ignore[misc]
+
+
+def _local_path(path: str) -> Path | None:
+    if path.startswith(TINY_PREFIX):
+        from iterkd.tiny_models import ensure_tiny_models
+
+        return ensure_tiny_models() / path[len(TINY_PREFIX) :]
+    if path.startswith(GGUF_PREFIX):
+        return cached_import(path[len(GGUF_PREFIX) :])
+    return Path(path).expanduser()
+
+
+def tokenizer_mismatch(teacher: Path, student: Path) -> str | None:
+    """None when the two checkpoints' tokenizers map every token to the same id; else what
+    differs, naming both paths."""
+    from transformers import AutoTokenizer
+
+    try:
+        vocabs = [AutoTokenizer.from_pretrained(p, local_files_only=True).get_vocab()
+                  for p in (teacher, student)]  # fmt: skip
+    except (OSError, ValueError) as exc:
+        return f"cannot read a tokenizer to compare ({exc})"
+    if vocabs[0] == vocabs[1]:
+        return None
+    differ = len(set(vocabs[0].items()) ^ set(vocabs[1].items()))
+    return (f"teacher {teacher} and student {student} have different tokenizers ({len(vocabs[0])} "
+            f"and {len(vocabs[1])} tokens, {differ} token-id pairs not shared): token-level KD "
+            "needs one vocabulary")  # fmt: skip
 
 
 def _missing_fim_tokens(cfg: RunConfig) -> list[str]:

@@ -142,6 +142,34 @@ class FimTokenNames(_Strict):
     suffix: str = "<fim_suffix>"
 
 
+class KDConfig(_Strict):
+    """Token-level distillation (iterkd/training/kd.py): the student's next-token distribution
+    pulled toward the teacher's top-k at every answer position. Teacher and student must share
+    a tokenizer (validate and the train stage refuse otherwise)."""
+
+    kind: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    beta: float = Field(0.5, gt=0.0, lt=1.0, description="jsd's mixture weight of the teacher")
+    weight: float = Field(1.0, ge=0.0, description="of the KD term, beside the NLL's 1")
+    temperature: PositiveFloat = 1.0
+    top_k: PositiveInt = Field(32, description="teacher tokens kept per position")
+    rows: list[Literal["verified", "unverified", "student"]] = Field(
+        default_factory=lambda: ["verified"],
+        description="answers the KD term is taken on: verified teacher answers (the SFT rows), "
+        "the unverified ones too (KD only: their text still carries the teacher's "
+        "distribution), the student's own samples (on-policy, KD only)",
+    )
+    max_rows_per_question: PositiveInt = Field(
+        8, description="KD-only rows per question (unverified and student answers)"
+    )
+    score_batch_size: PositiveInt = Field(8, description="sequences per teacher scoring pass")
+
+    @model_validator(mode="after")
+    def _some_rows(self) -> KDConfig:
+        if not self.rows:
+            raise ValueError("train.kd.rows: name at least one of verified, unverified, student")
+        return self
+
+
 class TrainConfig(_Strict):
     """The train stage: SFT on verified teacher answers plus a contrastive term on
     (teacher-correct, student-fault) pairs. A LoRA adapter's shape (r, alpha, targets) is fixed by
@@ -203,6 +231,7 @@ class TrainConfig(_Strict):
         50, description="optimizer steps between trainer checkpoints (a killed stage resumes)"
     )
     num_processes: PositiveInt = Field(1, description="> 1: launched through `accelerate launch`")
+    kd: KDConfig | None = Field(None, description="token-level distillation; None: off")
     accelerate_config: str | None = Field(
         None, description="accelerate config file (DDP, FSDP, DeepSpeed); None: plain DDP"
     )

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from iterkd.config import ModelSpec, TrainConfig
 from iterkd.generation.base import render_with_chat_template
 from iterkd.generation.factory import resolve_model_path
-from iterkd.modeling import auto_device_and_dtype, load_tokenizer
+from iterkd.modeling import auto_device_and_dtype, load_model, load_tokenizer
 from iterkd.questions import Question
 from iterkd.records import RecordError, SampleRecord, VerdictRecord, read_jsonl, write_jsonl
 from iterkd.stages.common import (
@@ -42,8 +42,11 @@ from iterkd.training.data import (
     analyzer_scores,
     candidate_faults,
     contrast_examples,
+    kd_examples,
+    number_kd_rows,
     row_weights,
     select_groups,
+    select_kd_rows,
     select_pairs,
     select_sft_rows,
     sfim_examples,
@@ -75,7 +78,7 @@ T = TypeVar("T", bound=BaseModel)
 def run(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.cfg.train
     questions = round_questions(ctx)
-    rows, faults, scores = _select(ctx)
+    rows, faults, scores, kd_rows = _select(ctx)
     if not rows:
         return _nothing(ctx, len(questions), "no teacher answer passed its tests: nothing to train")
     spec = student_spec(ctx, ctx.round - 1 if ctx.round else None)
@@ -84,11 +87,14 @@ def run(ctx: StageContext) -> dict[str, Any]:
     _add_fim_tokens(tokenizer, cfg)
     job = TrainJob(ctx.run.cache_dir / ctx.label / "train", _fingerprint(ctx, spec))
     encoder = Encoder(tokenizer, _prompts(ctx, tokenizer, questions, rows), cfg.max_length)
-    examples, stats = job.cached_examples() or _examples(ctx, encoder, rows, faults, scores, spec)
+    examples, stats = job.cached_examples() or _examples(
+        ctx, encoder, rows, faults, scores, spec, kd_rows
+    )
     if not examples:
         note = "every selected answer's prompt fills max_length: nothing to train"
         return _nothing(ctx, len(questions), note, stats)
     job.keep_examples(examples, stats)
+    _score_kd_targets(ctx, job, examples)
     ctx.log(f"training on {stats.sft_rows} rows, {stats.sfim_rows} SFIM rows, {stats.pairs} pairs")
     outcome, kind = _train(ctx, spec, base, tokenizer, examples, job)
     write_jsonl(ctx.out / "train_log.jsonl", outcome["log"])
@@ -97,6 +103,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "continued_adapter": spec.adapter is not None and kind == "adapter",
         "questions": len(questions),
         "objective": cfg.contrastive_loss if stats.pairs else "sft",
+        "kd": _kd_summary(cfg, examples, stats),
         "pairing": cfg.pairing,
         "processes": outcome["processes"],
         **_data_summary(stats),
@@ -106,8 +113,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
 def _select(
     ctx: StageContext,
-) -> tuple[list[SampleRecord], dict[str, list[SampleRecord]], dict[str, list[float | None]]]:
-    """SFT rows, each question's candidate faults (none when SFT only) and analyzer scores."""
+) -> tuple[
+    list[SampleRecord], dict[str, list[SampleRecord]], dict[str, list[float | None]],
+    list[SampleRecord],
+]:  # fmt: skip
+    """SFT rows, each question's candidate faults (none when SFT only), analyzer scores and
+    the KD-only rows (`train.kd.rows`: unverified teacher answers, student samples)."""
     cfg = ctx.cfg.train
     teacher = _read(ctx.input_dir("teacher") / "samples.jsonl", SampleRecord)
     student = _read(ctx.input_dir("student") / "samples.jsonl", SampleRecord)
@@ -118,10 +129,15 @@ def _select(
     passed = {v.sample_id: v.passed for v in verdicts}
     scores = analyzer_scores(verdicts)
     rows = select_sft_rows(teacher, passed, cfg.max_rows_per_question)
+    kd_rows: list[SampleRecord] = []
+    if cfg.kd is not None:
+        sources = {"unverified": teacher, "student": student}
+        for name in [r for r in cfg.kd.rows if r in sources]:
+            kd_rows += select_kd_rows(sources[name], passed, cfg.kd.max_rows_per_question)
     # weight 0 is SFT only: pairs would cost a forward pass for a term multiplied by 0
     if cfg.contrastive_weight == 0:
-        return rows, {}, scores
-    return rows, candidate_faults(rows, student, passed), scores
+        return rows, {}, scores, kd_rows
+    return rows, candidate_faults(rows, student, passed), scores, kd_rows
 
 
 def _add_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> None:
@@ -145,15 +161,19 @@ def _examples(
     faults: dict[str, list[SampleRecord]],
     scores: dict[str, list[float | None]],
     spec: ModelSpec,
+    kd_rows: list[SampleRecord],
 ) -> tuple[list[Example], EncodeStats]:
-    """NLL rows (SFT, then SFIM) and contrastive examples, scored by the round-start student
-    where the recipe needs it (hardest-first faults, dpo's reference)."""
+    """NLL rows (SFT, then SFIM), KD-only rows and contrastive examples, scored by the
+    round-start student where the recipe needs it (hardest-first faults, dpo's reference)."""
     cfg, stats = ctx.cfg.train, EncodeStats()
     weights = (
         row_weights(rows, scores, cfg.sft_weight_floor) if cfg.sft_weighting != "none" else None
     )
     examples = sft_examples(encoder, rows, stats, weights)
     examples += sfim_examples(encoder, _sfim_items(ctx, rows), cfg.sfim_weight, stats)
+    examples += kd_examples(encoder, kd_rows, stats)
+    if cfg.kd is not None:
+        number_kd_rows(examples, verified="verified" in cfg.kd.rows)
     if not any(faults.values()):
         return examples, stats
     logps = _score(ctx, encoder, rows, faults, spec) if _needs_scores(cfg) else {}
@@ -223,6 +243,50 @@ def _score(
     del model
     ctx.log(f"scored {len(scores)} answers with the round-start student")
     return dict(zip(encoded, scores, strict=True))
+
+
+def _score_kd_targets(ctx: StageContext, job: TrainJob, examples: list[Example]) -> None:
+    """The teacher's top-k at every answer position of the KD rows, computed once into the
+    job's folder (a resumed stage finds them there); the teacher is freed before training."""
+    from iterkd.training.kd import TARGETS_FILE, save_targets, teacher_targets
+    from iterkd.training.trainer import torch_threads
+
+    kd = ctx.cfg.train.kd
+    path = job.dir / TARGETS_FILE
+    if kd is None or path.is_file():
+        return
+    sequences = [e["sft"] for e in sorted((e for e in examples if e.get("kd_row") is not None),
+                                          key=lambda e: e["kd_row"])]  # fmt: skip
+    teacher = _teacher_path(ctx)
+    with torch_threads(ctx.cfg.train.torch_threads):
+        model = load_model(teacher, device=ctx.cfg.models.teacher.device, role="teacher")
+        targets = teacher_targets(model, sequences, kd.top_k, kd.score_batch_size)
+    del model
+    save_targets(path, targets)
+    ctx.log(f"kd: the teacher's top-{kd.top_k} scored at {sum(len(t['ids']) for t in targets)} "
+            f"positions of {len(targets)} rows")  # fmt: skip
+
+
+def _teacher_path(ctx: StageContext) -> Path:
+    """The teacher as a local model with the student's tokenizer (token-level KD compares
+    distributions over one vocabulary)."""
+    from iterkd.checks import tokenizer_mismatch
+
+    teacher, student = ctx.cfg.models.teacher, student_spec(ctx, None)
+    if teacher.backend == "openai" or not teacher.path:
+        raise StageError("train.kd needs the teacher as a local model (not an openai endpoint)")
+    teacher_path, student_path = resolve_model_path(teacher.path), _base_path(student)
+    if problem := tokenizer_mismatch(teacher_path, student_path):
+        raise StageError(f"train.kd: {problem}")
+    return teacher_path
+
+
+def _kd_summary(cfg: TrainConfig, examples: list[Example], stats: EncodeStats) -> dict | None:
+    if cfg.kd is None:
+        return None
+    rows = sum(e.get("kd_row") is not None for e in examples)
+    return {"kind": cfg.kd.kind, "rows": rows, "kd_only_rows": stats.kd_only_rows,
+            "top_k": cfg.kd.top_k}  # fmt: skip
 
 
 def _read(path: Path, model: type[T]) -> list[T]:
@@ -306,6 +370,8 @@ def _fingerprint(ctx: StageContext, spec: ModelSpec) -> str:
     the bytes of its inputs. A trainer checkpoint of another fingerprint is never resumed."""
     digest = hashlib.sha256()
     settings = [ctx.cfg.train.model_dump(mode="json"), spec.model_dump(mode="json"), ctx.seed]
+    if ctx.cfg.train.kd is not None:  # the KD targets are the teacher's
+        settings.append(ctx.cfg.models.teacher.model_dump(mode="json"))
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for stage, name in INPUTS:
         digest.update((ctx.input_dir(stage) / name).read_bytes())

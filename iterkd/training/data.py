@@ -58,6 +58,7 @@ class EncodeStats:
 
     sft_rows: int = 0
     sfim_rows: int = 0
+    kd_only_rows: int = 0
     pairs: int = 0  # contrastive examples: pairs, or infonce groups
     negatives: int = 0  # rejected sequences in them
     truncated: int = 0  # sequences whose answer was cut at max_length
@@ -105,6 +106,18 @@ def select_sft_rows(
     correct = [s for s in teacher if passed.get(s.id) is True and s.text]
     rows: list[SampleRecord] = []
     for group in _by_question(correct).values():
+        rows += _distinct(group)[:max_per_question]
+    return rows
+
+
+def select_kd_rows(
+    answers: Sequence[SampleRecord], passed: Mapping[str, bool], max_per_question: int
+) -> list[SampleRecord]:
+    """Answers not verified correct (failed, or never run), deduplicated and capped per
+    question: rows for the KD term only (the text still carries the teacher's distribution)."""
+    rest = [s for s in answers if passed.get(s.id) is not True and s.text]
+    rows: list[SampleRecord] = []
+    for group in _by_question(rest).values():
         rows += _distinct(group)[:max_per_question]
     return rows
 
@@ -272,6 +285,31 @@ def sft_examples(
         stats.sft_rows += 1
         stats.questions_with_rows.add(row.question_id)
     return examples
+
+
+def kd_examples(
+    encoder: Encoder, rows: Sequence[SampleRecord], stats: EncodeStats
+) -> list[Example]:
+    """One KD-only example per row (no NLL: weight 0, objective `kd`)."""
+    examples: list[Example] = []
+    for row in rows:
+        if (encoded := encoder.answer(row)) is None:
+            stats.dropped_too_long += 1
+            continue
+        examples.append({"sft": encoded.as_dict(), "weight": 0.0, "objective": "kd"})
+        stats.kd_only_rows += 1
+    return examples
+
+
+def number_kd_rows(examples: list[Example], verified: bool) -> list[dict[str, list[int]]]:
+    """Give each example the KD term covers a `kd_row` (the index of its teacher targets): the
+    KD-only rows, and the SFT rows when `verified`; returns their sequences in that order."""
+    sequences: list[dict[str, list[int]]] = []
+    for example in examples:
+        if example.get("objective") == "kd" or (verified and example.get("objective") == "sft"):
+            example["kd_row"] = len(sequences)
+            sequences.append(example["sft"])
+    return sequences
 
 
 def sfim_examples(

@@ -17,10 +17,16 @@ averaged over answer positions. With k = V this is the full-distribution diverge
 
 from __future__ import annotations
 
+import os
 import warnings
-from typing import Literal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
+
+from iterkd.atomic import fsync_dir
+from iterkd.training.data import IGNORE_INDEX
 
 KDKind = Literal["forward_kl", "reverse_kl", "jsd"]
 KD_KINDS: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
@@ -75,3 +81,74 @@ def kd_loss(
         )
         / student_logits.shape[0]
     )
+
+
+# ------------------------------------------------------------------ the teacher's targets
+TARGETS_FILE = "kd_targets.pt"  # in the train job's folder: a resumed stage does not score again
+
+
+@torch.no_grad()
+def teacher_targets(
+    model: Any, sequences: Sequence[dict[str, list[int]]], k: int, batch_size: int
+) -> list[dict[str, torch.Tensor]]:
+    """Per sequence ({input_ids, labels}, labels -100 off the answer), the teacher's top-k
+    {ids [L, k] int32, logits [L, k] float16} at the L positions that predict an answer token,
+    in order. Sequences run shortest first in right-padded batches."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]["input_ids"]))
+    out: dict[int, dict[str, torch.Tensor]] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(sequences[i]["input_ids"]) for i in chunk)
+        ids = torch.zeros(len(chunk), width, dtype=torch.long)
+        attention = torch.zeros(len(chunk), width, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            seq = sequences[i]["input_ids"]
+            ids[row, : len(seq)], attention[row, : len(seq)] = torch.tensor(seq), 1
+        logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
+        for row, i in enumerate(chunk):
+            top_ids, top_logits = topk_targets(logits[row, answer_positions(sequences[i])], k)
+            out[i] = {"ids": top_ids.cpu(), "logits": top_logits.half().cpu()}
+    return [out[i] for i in range(len(sequences))]
+
+
+def answer_positions(sequence: dict[str, list[int]]) -> torch.Tensor:
+    """Positions t whose next token (t + 1) is an answer token: where the loss is taken."""
+    labels = torch.tensor(sequence["labels"])
+    return torch.nonzero(labels[1:] != IGNORE_INDEX).flatten()
+
+
+def save_targets(path: Path, targets: list[dict[str, torch.Tensor]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(targets, tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def load_targets(path: Path) -> list[dict[str, torch.Tensor]] | None:
+    return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+def batch_targets(
+    rows: Sequence[int | None],
+    labels: torch.Tensor,
+    targets: Sequence[dict[str, torch.Tensor]],
+    k: int,
+) -> dict[str, torch.Tensor]:
+    """kd_ids / kd_logits [N, T-1, k] and kd_mask [N, T-1] for a batch whose rows carry the
+    index of their targets (None: no KD on that row), aligned with the shifted labels."""
+    n, width = labels.shape[0], labels.shape[1] - 1
+    ids = torch.zeros(n, width, k, dtype=torch.long)
+    logits = torch.zeros(n, width, k, dtype=torch.float32)
+    mask = torch.zeros(n, width, dtype=torch.bool)
+    for row, index in enumerate(rows):
+        if index is None:
+            continue
+        positions = torch.nonzero(labels[row, 1:] != IGNORE_INDEX).flatten()
+        target = targets[index]
+        ids[row, positions] = target["ids"].long()
+        logits[row, positions] = target["logits"].float()
+        mask[row, positions] = True
+    return {"kd_ids": ids, "kd_logits": logits, "kd_mask": mask}

@@ -32,6 +32,7 @@ def train_in_process(job: TrainJob, spec: dict[str, Any], examples: list[Any]) -
     resumed_from_step}."""
     from transformers import AutoTokenizer
 
+    from iterkd.training.kd import TARGETS_FILE, load_targets
     from iterkd.training.trainer import load_student, save_checkpoint, torch_threads, train_student
 
     cfg = TrainConfig.model_validate(spec["train"])
@@ -54,6 +55,7 @@ def train_in_process(job: TrainJob, spec: dict[str, Any], examples: list[Any]) -
             tokenizer=tokenizer,
             use_cpu=spec["use_cpu"],
             bf16=spec["bf16"],
+            kd_targets=load_targets(job.dir / TARGETS_FILE),
         )
         kind = None
         if _is_main_process():

@@ -44,6 +44,7 @@ from trl.trainer.utils import add_fused_lm_head, pad
 from iterkd.config import TrainConfig
 from iterkd.modeling import load_model
 from iterkd.training.data import IGNORE_INDEX, Example
+from iterkd.training.kd import KDKind, batch_targets, kd_loss, student_topk_logits
 from iterkd.training.losses import (
     Objective,
     cpo_loss,
@@ -57,7 +58,7 @@ from iterkd.training.losses import (
 )
 from iterkd.training.sfim import grow_embeddings
 
-LOG_KEYS = ("loss", "nll", "sfim", "contrastive", "margin", "learning_rate", "grad_norm")
+LOG_KEYS = ("loss", "nll", "sfim", "contrastive", "margin", "kd", "learning_rate", "grad_norm")
 CheckpointKind = Literal["adapter", "full"]
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -80,12 +81,29 @@ class Contrastive:
 
 
 @dataclass(frozen=True)
+class Distill:
+    """The token-level KD term's settings (`train.kd`); see iterkd/training/kd.py."""
+
+    kind: KDKind
+    weight: float
+    beta: float
+    temperature: float
+    top_k: int
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> Distill | None:
+        kd = cfg.kd
+        return None if kd is None else cls(kd.kind, kd.weight, kd.beta, kd.temperature, kd.top_k)
+
+
+@dataclass(frozen=True)
 class LossTerms:
     loss: torch.Tensor
     nll: torch.Tensor | None  # None: no SFT row in the batch (detached, for logging)
     sfim: torch.Tensor | None  # None: no SFIM row in the batch (detached, for logging)
     contrastive: torch.Tensor | None  # None: no pair in the batch
     margin: torch.Tensor | None  # mean chosen-minus-rejected of the compared log-probs, detached
+    kd: torch.Tensor | None = None  # None: no KD position in the batch
 
 
 @dataclass(frozen=True)
@@ -101,8 +119,13 @@ class ExampleCollator:
     """Examples -> one right-padded batch: [NLL rows..., chosen..., rejected...], with each NLL
     row's weight and objective, each rejected sequence's group and the reference sums if any."""
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(
+        self, pad_token_id: int, kd_targets: Sequence[dict[str, torch.Tensor]] | None = None,
+        top_k: int = 0,
+    ) -> None:  # fmt: skip
         self.pad_token_id = pad_token_id
+        self.kd_targets = kd_targets
+        self.top_k = top_k
 
     def __call__(self, features: Sequence[Example]) -> dict[str, Any]:
         rows = [f for f in features if f.get("sft") is not None]
@@ -119,8 +142,15 @@ class ExampleCollator:
             "num_groups": len(groups),
             "nll_weight": torch.tensor([float(f.get("weight", 1.0)) for f in rows]),
             "is_sfim": torch.tensor([f.get("objective") == "sfim" for f in rows]),
+            "is_kd_only": torch.tensor(
+                [f.get("objective") == "kd" for f in rows], dtype=torch.bool
+            ),
             "group": torch.tensor([k for k, g in enumerate(groups) for _ in g["rejected"]]),
         }
+        kd_rows = [f.get("kd_row") for f in rows]
+        if self.kd_targets is not None and any(r is not None for r in kd_rows):
+            rows_of_batch = kd_rows + [None] * (len(sequences) - len(rows))
+            batch |= batch_targets(rows_of_batch, batch["labels"], self.kd_targets, self.top_k)
         return batch | _reference(groups)
 
 
@@ -158,22 +188,67 @@ def model_logprobs(
     return token_logprobs(logits, batch["labels"])
 
 
-def forward_losses(model: Any, batch: dict[str, Any], contrastive: Contrastive) -> LossTerms:
-    """One forward pass over the whole batch, then the weighted NLL on the NLL rows and the
-    contrastive objective on the groups; a term whose part of the batch is empty is left out."""
-    logps, mask = model_logprobs(model, batch)
+def forward_losses(
+    model: Any, batch: dict[str, Any], contrastive: Contrastive, distill: Distill | None = None
+) -> LossTerms:
+    """One forward pass over the whole batch, then the weighted NLL on the NLL rows, the
+    contrastive objective on the groups and the KD term on the rows with teacher targets; a
+    term whose part of the batch is empty is left out."""
+    wants_kd = distill is not None and "kd_mask" in batch
+    with _final_hidden(model, wants_kd) as hidden:
+        logps, mask = model_logprobs(model, batch)
     n_rows, n_groups = int(batch["num_nll"]), int(batch["num_groups"])
     loss = logps.new_zeros(())
     nll = sfim = pair_loss = margin = None
-    if n_rows:
-        weights = batch["nll_weight"].to(logps.dtype)
-        loss = loss + weighted_nll(logps[:n_rows], mask[:n_rows], weights)
-        nll, sfim = _split_nll(logps[:n_rows].detach(), mask[:n_rows], batch["is_sfim"])
+    nll_rows = ~batch["is_kd_only"] if "is_kd_only" in batch else None
+    if n_rows and (nll_rows is None or nll_rows.any()):
+        keep = slice(None) if nll_rows is None or nll_rows.all() else nll_rows  # KD-only: no NLL
+        row_logps, row_mask = logps[:n_rows][keep], mask[:n_rows][keep]
+        weights = batch["nll_weight"][keep].to(logps.dtype)
+        loss = loss + weighted_nll(row_logps, row_mask, weights)
+        nll, sfim = _split_nll(row_logps.detach(), row_mask, batch["is_sfim"][keep])
     if n_groups:
         pair_loss, margins = _contrast(logps[n_rows:], mask[n_rows:], batch, contrastive)
         loss = loss + contrastive.weight * pair_loss
         margin = margins.detach().mean()
-    return LossTerms(loss=loss, nll=nll, sfim=sfim, contrastive=pair_loss, margin=margin)
+    kd = None
+    if wants_kd:
+        assert distill is not None
+        kd = _kd_term(model, hidden[0], batch, distill)
+        loss = loss + distill.weight * kd
+    return LossTerms(loss=loss, nll=nll, sfim=sfim, contrastive=pair_loss, margin=margin, kd=kd)
+
+
+@contextlib.contextmanager
+def _final_hidden(model: Any, wanted: bool) -> Iterator[list[torch.Tensor]]:
+    """The final norm's output of the next forward pass (what the LM head projects), caught by
+    a hook: the KD term needs k columns of the head, not the [N, T, V] logits."""
+    caught: list[torch.Tensor] = []
+    if not wanted:
+        yield caught
+        return
+    model = getattr(model, "module", model)  # DDP's wrapper
+    norm = getattr(model.get_decoder(), "norm", None)
+    if norm is None:
+        raise ValueError(
+            f"train.kd: {type(model).__name__} has no final norm at get_decoder().norm"
+        )
+    handle = norm.register_forward_hook(lambda module, args, output: caught.append(output))
+    try:
+        yield caught
+    finally:
+        handle.remove()
+
+
+def _kd_term(
+    model: Any, hidden: torch.Tensor, batch: dict[str, Any], distill: Distill
+) -> torch.Tensor:
+    mask = batch["kd_mask"]
+    states = hidden[:, :-1][mask]  # position t predicts token t + 1
+    head = getattr(model, "module", model).get_output_embeddings().weight
+    student = student_topk_logits(states, head, batch["kd_ids"][mask])
+    return kd_loss(student, batch["kd_logits"][mask], distill.kind, beta=distill.beta,
+                   temperature=distill.temperature)  # fmt: skip
 
 
 def _split_nll(
@@ -238,9 +313,12 @@ class DistillationTrainer(SFTTrainer):
 
     loss_is_scaled_for_ga = False  # a per-micro-batch mean: Trainer divides by the GA steps
 
-    def __init__(self, *args: Any, contrastive: Contrastive, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, contrastive: Contrastive, distill: Distill | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.contrastive = contrastive
+        self.distill = distill
         # detached tensors until the next log: `.item()` per micro-batch would sync the GPU
         self._pending: dict[str, list[torch.Tensor]] = defaultdict(list)
 
@@ -251,8 +329,8 @@ class DistillationTrainer(SFTTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        terms = forward_losses(model, inputs, self.contrastive)
-        for name in ("nll", "sfim", "contrastive", "margin"):
+        terms = forward_losses(model, inputs, self.contrastive, self.distill)
+        for name in ("nll", "sfim", "contrastive", "margin", "kd"):
             value = getattr(terms, name)
             if value is not None:
                 self._pending[name].append(value.detach().float())
@@ -382,9 +460,12 @@ def build_trainer(
     bf16: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
     sequential: bool = False,
+    kd_targets: Sequence[dict[str, torch.Tensor]] | None = None,
 ) -> DistillationTrainer:
     """The trainer of `model` on `examples`. `sequential`: batches in the examples' order
-    instead of a seeded shuffle (benchmarks)."""
+    instead of a seeded shuffle (benchmarks). `kd_targets`: the teacher's top-k per KD row
+    (an example's `kd_row` indexes it)."""
+    distill = Distill.from_config(cfg)
     from datasets import Dataset
 
     args = training_arguments(cfg, output_dir, seed=seed, use_cpu=use_cpu, bf16=bf16)
@@ -397,10 +478,13 @@ def build_trainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(_uniform(examples)),
-        data_collator=ExampleCollator(tokenizer.pad_token_id),
+        data_collator=ExampleCollator(
+            tokenizer.pad_token_id, kd_targets, distill.top_k if distill else 0
+        ),
         processing_class=tokenizer,
         callbacks=[LogLastStep(), *callbacks],
         contrastive=Contrastive.from_config(cfg),
+        distill=distill if kd_targets is not None else None,
     )
 
 

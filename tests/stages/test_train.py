@@ -141,6 +141,7 @@ def test_trains_a_lora_adapter_that_loads_and_changes_the_student(trained, tiny_
         "sfim",
         "contrastive",
         "margin",
+        "kd",
         "learning_rate",
         "grad_norm",
     }

@@ -218,6 +218,7 @@ def test_log_rows_keep_training_steps_without_timings():
             "sfim": None,
             "contrastive": None,
             "margin": None,
+            "kd": None,
             "learning_rate": 0.01,
             "grad_norm": 3.0,
         }
