@@ -15,7 +15,9 @@ with the device synchronised at each step's end.
 Cases: `stock` (SFTTrainer with its defaults: gradient checkpointing on, batch 4), `iterkd-sft`
 (iterkd's trainer, SFT rows only: TRL's fused LM head, regional torch.compile, no checkpointing,
 batch 8), `iterkd-mixed` (SFT rows and contrastive pairs, 2 + 2 per batch: 6 sequences, margin
-loss), `iterkd-lora` (as iterkd-sft with a LoRA r=16 on every linear layer).
+loss), `iterkd-lora` (as iterkd-sft with a LoRA r=16 on every linear layer), `iterkd-kd` (as
+iterkd-sft plus token-level KD, forward KL, on every row against cached top-32 teacher targets:
+random ids and logits of the teacher pass's shape; its cost over iterkd-sft is the KD term's).
 
 MFU counts 6N + 6 * layers * hidden * sequence FLOPs per token (causal attention), every token
 processed (a pair's chosen and rejected both), against 989 TFLOP/s (H100 SXM, dense bf16); with
@@ -42,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PEAK_FLOPS = {"cuda": 989e12, "cpu": 1e12}  # the CPU number only keeps the smoke run's output
-CASES = ("stock", "iterkd-sft", "iterkd-mixed", "iterkd-lora")
+CASES = ("stock", "iterkd-sft", "iterkd-mixed", "iterkd-lora", "iterkd-kd")
+KD_TOP_K = 32
 SHAPE = {
     "hidden_size": 2048,
     "intermediate_size": 5632,
@@ -94,6 +97,11 @@ def iterkd_examples(case: str, count: int, seq: int, vocab: int) -> list[dict[st
     def seq_dict(ids: list[int]) -> dict[str, list[int]]:
         return {"input_ids": ids, "labels": ids}
 
+    if case == "iterkd-kd":  # every row carries its teacher targets (`kd_targets` index k)
+        return [
+            {"sft": seq_dict(s), "weight": 1.0, "objective": "sft", "kd_row": k}
+            for k, s in enumerate(sequences[:count])
+        ]
     if case != "iterkd-mixed":
         return [{"sft": seq_dict(s), "weight": 1.0, "objective": "sft"} for s in sequences[:count]]
     out = []
@@ -104,6 +112,21 @@ def iterkd_examples(case: str, count: int, seq: int, vocab: int) -> list[dict[st
             chosen, rejected = seq_dict(sequences[count + k]), seq_dict(sequences[2 * count + k])
             out.append({"chosen": chosen, "rejected": [rejected], "ref": None})
     return out
+
+
+def kd_targets(count: int, seq: int, vocab: int) -> list[dict[str, torch.Tensor]]:
+    """Random top-k teacher targets for `count` rows whose every token after the first is
+    labelled: what `iterkd.training.kd.teacher_targets` writes, ids int32 and logits fp16."""
+    generator = torch.Generator().manual_seed(2)
+    return [
+        {
+            "ids": torch.randint(
+                0, vocab, (seq - 1, KD_TOP_K), generator=generator, dtype=torch.int32
+            ),
+            "logits": torch.randn(seq - 1, KD_TOP_K, generator=generator).half(),
+        }
+        for _ in range(count)
+    ]
 
 
 # ------------------------------------------------------------------ timing
@@ -171,13 +194,14 @@ def run_stock(args: argparse.Namespace, shape: dict[str, int], device: str) -> d
 def run_iterkd(args: argparse.Namespace, shape: dict[str, int], device: str) -> dict[str, Any]:
     from trl.trainer.utils import add_fused_lm_head
 
-    from iterkd.config import TrainConfig
+    from iterkd.config import KDConfig, TrainConfig
     from iterkd.training.trainer import compile_layers, train_student
 
     case = args.case
     batch, steps = 8 if case != "iterkd-mixed" else 4, args.warmup + args.steps
     cfg = TrainConfig(
         method="lora" if case == "iterkd-lora" else "full",
+        kd=KDConfig(top_k=KD_TOP_K) if case == "iterkd-kd" else None,
         lora_r=16,
         lora_alpha=32,
         learning_rate=2e-5,
@@ -212,6 +236,7 @@ def run_iterkd(args: argparse.Namespace, shape: dict[str, int], device: str) -> 
         bf16=cfg.bf16,
         callbacks=[timer.callback()],
         sequential=True,  # 2 rows + 2 pairs in every mixed batch, not a random mix
+        kd_targets=kd_targets(len(examples), args.seq, shape["vocab_size"]) if cfg.kd else None,
     )
     sequences_per_batch = 6 if case == "iterkd-mixed" else batch
     tokens = sequences_per_batch * args.seq * args.steps
