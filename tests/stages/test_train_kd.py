@@ -125,3 +125,16 @@ def test_a_teacher_with_another_tokenizer_is_refused(tmp_path: Path, tiny_models
     with pytest.raises(StageError, match="have different tokenizers"):
         run_stage(run, cfg, 0, "train")
     assert not (run.stage_dir(0, "train") / "checkpoint").exists()
+
+
+def test_kd_in_two_processes_through_accelerate_launch(tmp_path: Path, tiny_models: Path) -> None:
+    """DDP over gloo on CPU: the KD term through the DDP wrapper, the targets read from the
+    job's folder by every process."""
+    overrides = [*OVERRIDES, *KD, "train.num_processes=2", "train.epochs=2", "train.batch_size=4"]
+    run, cfg = new_run(tmp_path / "run", overrides)
+    (run.path / "logs").mkdir(exist_ok=True)
+    write_round(run, 0)
+    summary = run_stage(run, cfg, 0, "train")
+    assert summary["processes"] == 2 and summary["kd"]["rows"] == 9
+    log = (run.stage_dir(0, "train") / "train_log.jsonl").read_text().splitlines()
+    assert log and all('"kd": null' not in line for line in log)
