@@ -20,7 +20,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.mark.parametrize(
-    "name", ["tiny-cpu.yaml", "tiny-cpu-vllm.yaml", "example-7b-vllm-serve.yaml"]
+    "name",
+    [
+        "tiny-cpu.yaml",
+        "tiny-cpu-vllm.yaml",
+        "example-7b-vllm-serve.yaml",
+        "smollm2-pruned-gpu.yaml",
+    ],
 )
 def test_shipped_configs_parse(name: str) -> None:
     cfg = load_config(CONFIGS / name)
