@@ -216,6 +216,7 @@ class HFBackend:
         config = GenerationConfig(
             max_new_tokens=params.max_new_tokens, do_sample=params.temperature > 0,
             temperature=params.temperature or None, top_p=params.top_p if params.temperature else None,
+            top_k=None,  # GenerationConfig's default is 50: iterkd's other paths cut nothing
             eos_token_id=self._eos_ids(), pad_token_id=self.tokenizer.pad_token_id,
         )  # fmt: skip
         torch.manual_seed(batch[0][4])
