@@ -59,9 +59,8 @@ def block_influence(model: Any, token_rows: Sequence[Sequence[int]]) -> list[flo
     `token_rows` (each row run on its own: no padding enters the average)."""
     layers = decoder_layers(model, Path("model"))
     sums = torch.zeros(len(layers), dtype=torch.float64)
-    seen: dict[int, torch.Tensor] = {}
     hooks = [
-        layer.register_forward_hook(_influence_hook(index, sums, seen), with_kwargs=True)
+        layer.register_forward_hook(_influence_hook(index, sums), with_kwargs=True)
         for index, layer in enumerate(layers)
     ]
     tokens = 0
@@ -77,7 +76,7 @@ def block_influence(model: Any, token_rows: Sequence[Sequence[int]]) -> list[flo
     return [round(float(s) / tokens, 6) for s in sums]
 
 
-def _influence_hook(index: int, sums: torch.Tensor, seen: dict[int, torch.Tensor]):
+def _influence_hook(index: int, sums: torch.Tensor):
     def hook(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
         hidden_in = args[0] if args else kwargs["hidden_states"]
         hidden_out = output[0] if isinstance(output, tuple) else output

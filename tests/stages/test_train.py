@@ -284,14 +284,8 @@ def test_two_processes_through_accelerate_launch_train_one_adapter(tmp_path, tin
     assert (run.path / "logs" / "000-train-accelerate.log").is_file()
 
 
-def test_a_killed_train_stage_resumes_from_its_trainer_checkpoint(tmp_path, tiny_models):
-    overrides = [*OVERRIDES, "train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
-    reference, cfg = new_run(tmp_path / "reference", overrides)
-    write_round(reference, 0)
-    run_stage(reference, cfg, 0, "train")
-
-    run, cfg = new_run(tmp_path / "run", overrides)
-    write_round(run, 0)
+def kill_train_after_first_checkpoint(run: RunDir) -> None:
+    """Round 0's train stage in a subprocess, SIGKILLed once its checkpoint-2 is written."""
     script = (
         "import sys; from iterkd.rundir import RunDir; from iterkd.stages import run_stage; "
         "run = RunDir(sys.argv[1]); run_stage(run, run.load_config(), 0, 'train')"
@@ -303,6 +297,17 @@ def test_a_killed_train_stage_resumes_from_its_trainer_checkpoint(tmp_path, tiny
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL  # killed mid-training, not finished
     assert not run.is_complete(0, "train")
+
+
+def test_a_killed_train_stage_resumes_from_its_trainer_checkpoint(tmp_path, tiny_models):
+    overrides = [*OVERRIDES, "train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
+    reference, cfg = new_run(tmp_path / "reference", overrides)
+    write_round(reference, 0)
+    run_stage(reference, cfg, 0, "train")
+
+    run, cfg = new_run(tmp_path / "run", overrides)
+    write_round(run, 0)
+    kill_train_after_first_checkpoint(run)
     run_stage(run, cfg, 0, "train")
     assert file_bytes(run.stage_dir(0, "train")) == file_bytes(reference.stage_dir(0, "train"))
 

@@ -6,10 +6,6 @@ bytes), and a teacher with another tokenizer refused by validate and by the stag
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +19,13 @@ from iterkd.stages import run_stage
 from iterkd.stages.common import StageError
 from iterkd.training import kd as kd_module
 from iterkd.training.kd import TARGETS_FILE
-from tests.stages.test_train import OVERRIDES, file_bytes, new_run, write_round
+from tests.stages.test_train import (
+    OVERRIDES,
+    file_bytes,
+    kill_train_after_first_checkpoint,
+    new_run,
+    write_round,
+)
 
 KD = [
     "train.kd.rows=[verified,unverified,student]",
@@ -89,16 +91,7 @@ def test_a_resumed_kd_stage_does_not_score_again(
 
     run, cfg = new_run(tmp_path / "run", overrides)
     write_round(run, 0)
-    script = (
-        "import sys; from iterkd.rundir import RunDir; from iterkd.stages import run_stage; "
-        "run = RunDir(sys.argv[1]); run_stage(run, run.load_config(), 0, 'train')"
-    )
-    process = subprocess.Popen([sys.executable, "-c", script, str(run.path)])
-    state = run.cache_dir / "000" / "train" / "trainer" / "checkpoint-2" / "trainer_state.json"
-    while not state.is_file() and process.poll() is None:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL and not run.is_complete(0, "train")
+    kill_train_after_first_checkpoint(run)
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("the teacher was scored again on resume")
