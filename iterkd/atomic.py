@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -55,3 +61,37 @@ def fsync_tree(directory: str | Path) -> None:
             finally:
                 os.close(fd)
         fsync_dir(folder)
+
+
+def publish_folder(to: str | Path, write: Callable[[Path], T], *, tag: str) -> tuple[T, bool]:
+    """Have `write` fill a temporary sibling of `to`, give its files the usual modes, fsync them,
+    and rename the folder into place (over an empty `to` too): readers see the whole folder or
+    none. Returns what `write` returned and whether the folder was published: False, with the
+    sibling removed, where a non-empty `to` appeared meanwhile (another process published
+    first). On any error nothing is left behind."""
+    to = Path(to)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{to.name}.{tag}-", dir=to.parent))
+    try:
+        result = write(tmp)
+        _usual_modes(tmp)
+        fsync_tree(tmp)
+        os.rename(tmp, to)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and to.is_dir() and any(to.iterdir()):
+            return result, False
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(to.parent)
+    return result, True
+
+
+def _usual_modes(folder: Path) -> None:
+    """mkdtemp makes the folder 0700 (and some writers make 0600 files): a published folder gets
+    the modes any other written file gets."""
+    mask = _umask()
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

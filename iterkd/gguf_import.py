@@ -13,16 +13,15 @@ into the cache (`ensure_imported`), keyed by the file's sha256.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from iterkd.atomic import publish_folder
 
 GGUF_PREFIX = "gguf:"  # `path: gguf:model.gguf` or `gguf:smollm2-135m-instruct` in a run config
 GGUF_MAGIC = b"GGUF"
@@ -141,32 +140,12 @@ def import_gguf(source: str | Path, to: str | Path) -> dict[str, Any]:
     problem = missing_extra()
     if problem:
         raise GGUFImportError(f"{gguf_path}: {problem}")
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{to.name}.import-", dir=to.parent))
-    try:
-        manifest = _write_checkpoint(gguf_path, sha256, tmp)
-        from iterkd.atomic import fsync_dir, fsync_tree
-
-        _usual_modes(tmp)
-        fsync_tree(tmp)
-        if not _publish(tmp, to):  # another process published the same import first
-            shutil.rmtree(tmp, ignore_errors=True)
-            return _existing_import(to, sha256) or manifest
-        fsync_dir(to.parent)
-        return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _usual_modes(folder: Path) -> None:
-    """mkdtemp makes the folder 0700 (and some writers make 0600 files): a published checkpoint
-    gets the modes any other written file gets."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
-    for file in folder.iterdir():
-        file.chmod(0o666 & ~mask)
+    manifest, published = publish_folder(
+        to, lambda tmp: _write_checkpoint(gguf_path, sha256, tmp), tag="import"
+    )
+    if not published:  # another process published the same import first
+        return _existing_import(to, sha256) or manifest
+    return manifest
 
 
 def _existing_import(to: Path, sha256: str) -> dict[str, Any] | None:
@@ -188,18 +167,6 @@ def _existing_import(to: Path, sha256: str) -> dict[str, Any] | None:
             "overwrite it: choose another --to or remove it"
         )
     return manifest
-
-
-def _publish(tmp: Path, to: Path) -> bool:
-    """Rename the finished folder into place (over an empty `to` too); False when a non-empty
-    `to` appeared meanwhile."""
-    try:
-        os.rename(tmp, to)
-    except OSError as exc:
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            return False
-        raise
-    return True
 
 
 def _write_checkpoint(gguf_path: Path, sha256: str, out: Path) -> dict[str, Any]:

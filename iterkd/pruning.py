@@ -15,14 +15,13 @@ place: a failure leaves nothing at `to`.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from iterkd.atomic import publish_folder
 from iterkd.modeling import load_model, load_tokenizer, weights_hash
 
 Method = Literal["block-influence", "last"]
@@ -155,20 +154,10 @@ def _check_target(to: Path) -> None:
 
 
 def _write(model: Any, tokenizer: Any, manifest: dict[str, Any], to: Path) -> None:
-    from iterkd.atomic import fsync_dir, fsync_tree
-
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{to.name}.prune-", dir=to.parent))
-    try:
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        tmp.chmod(0o755)
-        fsync_tree(tmp)
-        if to.exists():
-            to.rmdir()  # empty (checked): the rename needs it gone
-        tmp.rename(to)
-        fsync_dir(to.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    if not publish_folder(to, write, tag="prune")[1]:
+        raise PruneError(f"{to} was filled by another process while pruning; nothing written")
