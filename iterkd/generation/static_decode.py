@@ -7,6 +7,10 @@ every layer from Python at each step: a 135M model spends its time in launches, 
 - The KV cache is preallocated for prompt width + max_new_tokens and written at a position held
   in a device tensor; the attention mask is a 4D tensor built here, so transformers takes it as
   it is and nothing in a step reads a value back to the host.
+- A one-token step of a grouped-query model (SmolLM2: 9 query heads share 3 key/value heads)
+  reads each cached key and value once (`grouped_decode_attention`); transformers' sdpa copies
+  them once per query head whenever a mask is given on CUDA, and at 1,640 rows of ~1,000
+  positions those copies are most of a step.
 - Sampling is `hf.RowSampler`'s: one pre-drawn uniform per row and step, so a row's tokens depend
   on its own seed only, whichever rows share its batch. Rows that reached an end-of-turn token are
   padded; the host looks at them every `CHECK_EVERY` steps to stop early.
@@ -17,11 +21,14 @@ Stop strings are applied afterwards by the backend (`cut_at_stop`), as they are 
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 CHECK_EVERY = 16  # steps between looks at "all rows done?" (each look waits for the GPU)
 WARMUP_STEPS = 2  # eager steps before a CUDA graph is captured (allocator and kernel warm-up)
@@ -41,6 +48,49 @@ LOGITS_SETTINGS = (
     "min_length",
     "min_new_tokens",
 )
+
+
+GROUPED_ATTENTION = "iterkd_grouped_decode"  # the name it is registered under in transformers
+
+
+def grouped_decode_attention(
+    module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+    attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:  # fmt: skip
+    """Attention of one decode step without repeating keys and values per query head: query head
+    h reads key/value head h // groups, so the `groups` query heads of a key/value head are laid
+    out as `groups` query positions of that head (all at the same position, so one mask row does
+    for them all) and one SDPA call reads the cache once. Prefill, and models whose heads are
+    not grouped, go to transformers' sdpa."""
+    groups = getattr(module, "num_key_value_groups", 1)
+    if query.shape[2] != 1 or groups == 1:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    rows, heads, _, dim = query.shape
+    grouped = query.reshape(rows, key.shape[1], groups, dim)
+    output = torch.nn.functional.scaled_dot_product_attention(
+        grouped, key, value, attn_mask=attention_mask, scale=scaling
+    )
+    return output.reshape(rows, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(GROUPED_ATTENTION, grouped_decode_attention)
+
+
+@contextlib.contextmanager
+def grouped_attention(model: Any) -> Iterator[None]:
+    """An sdpa model attends through `grouped_decode_attention` inside the block (the setting is
+    the model's config, so it is put back after, also on an error)."""
+    config = model.config
+    before = config._attn_implementation
+    if before == "sdpa":
+        config._attn_implementation = GROUPED_ATTENTION
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
 
 
 class PrefillKV:
@@ -124,7 +174,7 @@ class StaticDecoder:
     """Generates for a batch of prompts, n rows each; see the module docstring."""
 
     def __init__(self, model: Any, pad_id: int, eos_ids: Sequence[int], *,
-                 cuda_graphs: bool = True) -> None:  # fmt: skip
+                 cuda_graphs: bool = True, group_queries: bool = True) -> None:  # fmt: skip
         self.model = model
         self.pad_id = pad_id
         self.eos_ids = sorted(set(eos_ids))
@@ -132,6 +182,7 @@ class StaticDecoder:
         self.boolean_mask = implementation == "sdpa"  # eager attention adds a float mask
         self.cuda_graphs = cuda_graphs and model.device.type == "cuda"
         self.graph_steps = 0  # decode steps replayed from a CUDA graph (for tests and benchmarks)
+        self.group_queries = group_queries  # off: transformers' sdpa (the A/B in benchmarks)
 
     @torch.inference_mode()
     def run(self, prompts: Sequence[Sequence[int]], n: int, uniforms: torch.Tensor,
@@ -143,12 +194,17 @@ class StaticDecoder:
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in prompts])
         real = torch.tensor([[False] * (width - len(p)) + [True] * len(p) for p in prompts])
         ids, real, uniforms = ids.to(device), real.to(device), uniforms.to(device)
-        cache, logits = self._prefill(ids, real)
-        state = self._decode_state(real, n, width + steps, cache)
-        first = choose_tokens(logits.repeat_interleave(n, 0), uniforms[:, :1], temperature, top_p)
-        self._record(state, first, torch.zeros(1, dtype=torch.long, device=device))
-        if steps > 1:
-            self._decode(state, uniforms, temperature, top_p, steps)
+        attention = (
+            grouped_attention(self.model) if self.group_queries else contextlib.nullcontext()
+        )
+        with attention:
+            cache, logits = self._prefill(ids, real)
+            state = self._decode_state(real, n, width + steps, cache)
+            first = choose_tokens(logits.repeat_interleave(n, 0), uniforms[:, :1], temperature,
+                                  top_p)  # fmt: skip
+            self._record(state, first, torch.zeros(1, dtype=torch.long, device=device))
+            if steps > 1:
+                self._decode(state, uniforms, temperature, top_p, steps)
         return state["out"]
 
     def _prefill(self, ids: torch.Tensor, real: torch.Tensor) -> tuple[PrefillKV, torch.Tensor]:

@@ -174,3 +174,67 @@ def test_cuda_graph_steps_give_the_same_tokens_as_eager_steps(tiny_models: Path)
     first = graphed.run(prompts, 4, uniforms, 0.8, 1.0)
     assert graphed.graph_steps > 0
     assert torch.equal(first, eager.run(prompts, 4, uniforms, 0.8, 1.0))
+
+
+def grouped_query_llama() -> Any:
+    """A random-init Llama whose 6 query heads share 2 key/value heads (SmolLM2 shares 9 over 3)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=96, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+        num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=128,
+        bos_token_id=1, eos_token_id=95, pad_token_id=0, attn_implementation="sdpa",
+    )  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+def test_grouped_decode_attention_equals_sdpa_over_repeated_heads() -> None:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from iterkd.generation.static_decode import grouped_decode_attention
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(5, 6, 1, 16, generator=generator)
+    key, value = (torch.randn(5, 2, 20, 16, generator=generator) for _ in range(2))
+    allowed = torch.rand(5, 1, 1, 20, generator=generator) > 0.3
+    allowed[..., 0] = True
+    grouped, _ = grouped_decode_attention(module, query, key, value, allowed, scaling=0.25)
+    expected, _ = sdpa_attention_forward(module, query, key, value, allowed, scaling=0.25)
+    assert grouped.shape == expected.shape == (5, 1, 6, 16)
+    assert torch.allclose(grouped, expected, atol=1e-6)
+
+
+def test_a_grouped_query_model_decodes_through_grouped_attention_to_the_tokens_of_generate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from transformers import AttentionInterface
+
+    from iterkd.generation import static_decode
+
+    model = grouped_query_llama()
+    decode_calls = []
+
+    def counting(module: Any, query: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        decode_calls.append(query.shape[2] == 1)
+        return static_decode.grouped_decode_attention(module, query, *args, **kwargs)
+
+    monkeypatch.setitem(
+        AttentionInterface._global_mapping, static_decode.GROUPED_ATTENTION, counting
+    )
+    prompts = [[1, 5, 6, 7, 8], [1, 9, 10], [1, 4, 4, 30]]
+    out = StaticDecoder(model, 0, [95]).run(prompts, 1, torch.zeros(3, 12), 0.0, 1.0)
+    assert any(decode_calls) and model.config._attn_implementation == "sdpa"  # put back
+    ids = torch.tensor([[0] * (5 - len(p)) + p for p in prompts])
+    expected = model.generate(
+        input_ids=ids, attention_mask=(ids != 0).long(), do_sample=False, max_new_tokens=12,
+        pad_token_id=0, eos_token_id=95,
+    )[:, 5:]  # fmt: skip
+    assert torch.equal(out, expected)
+    assert len({tuple(row) for row in out.tolist()}) == 3  # the rows really differ
+    decode_calls.clear()  # the switch benchmarks use for their baseline: transformers' sdpa
+    plain = StaticDecoder(model, 0, [95], group_queries=False)
+    assert torch.equal(plain.run(prompts, 1, torch.zeros(3, 12), 0.0, 1.0), expected)
+    assert decode_calls == []

@@ -1,0 +1,111 @@
+"""Milliseconds per step of the static decode loop for a random-init model of a real shape, with
+and without grouped-query decode attention and CUDA graphs, in one process; then where an eager
+step's GPU time goes (torch.profiler, top kernels). No checkpoint is needed: a step's cost
+depends on the shapes, not on the weights, so SmolLM2's HumanEval n=10 workload is timed without
+carrying its GGUF.
+
+    python3 benchmarks/bench_static_decode_gpu.py --shape smollm2     # 164 prompts x 10, 384 steps
+    python3 benchmarks/bench_static_decode_gpu.py --shape llama-1b --prompts 64 --n 1 --steps 128
+
+Rows never stop early (no end-of-turn token), so every variant runs all `--steps` steps; the
+baseline is transformers' sdpa with CUDA graphs (the loop before grouped decode attention).
+Prompt lengths spread evenly from a quarter of `--width` to `--width` (HumanEval's chat prompts
+for SmolLM2: 89 to 443 tokens, mean 188), left-padded as the backend pads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from iterkd.generation.static_decode import StaticDecoder
+
+SHAPES = {
+    # SmolLM2-135M-Instruct's config (GGUF metadata): 9 query heads over 3 key/value heads
+    "smollm2": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                    num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                    tie_word_embeddings=True),
+    # bench_generation_gpu.py's ~1B Llama: 32 query heads over 4
+    "llama-1b": dict(vocab_size=2048, hidden_size=2048, intermediate_size=5632,
+                     num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4),
+}  # fmt: skip
+VARIANTS = {  # name: (group_queries, cuda_graphs)
+    "sdpa+graphs (before)": (False, True),
+    "grouped+graphs": (True, True),
+    "grouped, eager steps": (True, False),
+}
+
+
+def build(shape: str, width: int, steps: int, device: str):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**SHAPES[shape], max_position_embeddings=width + steps + 8,
+                         attn_implementation="sdpa", pad_token_id=0)  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16 if device == "cuda" else torch.float32)
+    return model.eval()
+
+
+def prompts_of(count: int, width: int, vocab: int) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(1)
+    lengths = torch.linspace(max(1, width // 4), width, count).long().tolist()
+    return [torch.randint(1, vocab, (n,), generator=generator).tolist() for n in lengths]
+
+
+def seconds(decoder: StaticDecoder, prompts, n: int, uniforms: torch.Tensor, temperature: float):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    out = decoder.run(prompts, n, uniforms, temperature, 1.0)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, out
+
+
+def profile_step(model, prompts, n: int, uniforms: torch.Tensor, rows: int = 12) -> None:
+    """Top CUDA kernels of a few eager steps (each kernel as it is launched in a step)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    decoder = StaticDecoder(model, 0, [], cuda_graphs=False)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        decoder.run(prompts, n, uniforms[:, :4], 0.8, 1.0)
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="smollm2")
+    parser.add_argument("--prompts", type=int, default=164)
+    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--width", type=int, default=443)
+    parser.add_argument("--steps", type=int, default=384)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--profile", action="store_true", help="also print the top kernels")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build(args.shape, args.width, args.steps, device)
+    prompts = prompts_of(args.prompts, args.width, model.config.vocab_size)
+    rows = args.prompts * args.n
+    uniforms = torch.rand(rows, args.steps, generator=torch.Generator().manual_seed(2))
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    print(f"{name}: {args.shape}, {rows} rows ({args.prompts} prompts x {args.n}), prompts "
+          f"{args.width // 4}-{args.width} tokens, {args.steps} steps, T={args.temperature}")  # fmt: skip
+    outputs, base = {}, None
+    for label, (grouped, graphs) in VARIANTS.items():
+        decoder = StaticDecoder(model, 0, [], cuda_graphs=graphs, group_queries=grouped)
+        seconds(decoder, prompts, args.n, uniforms[:, :8], args.temperature)  # warm-up
+        took, outputs[label] = seconds(decoder, prompts, args.n, uniforms, args.temperature)
+        base = base or took
+        same = (outputs[label] == next(iter(outputs.values()))).float().mean().item()
+        print(f"  {label:22s} {took:7.2f} s  {1000 * took / args.steps:7.2f} ms/step  "
+              f"{rows * args.steps / took:9.0f} tok/s  {base / took:5.2f}x  "
+              f"tokens equal to the first: {same:.1%}", flush=True)  # fmt: skip
+    if args.profile and device == "cuda":
+        profile_step(model, prompts, args.n, uniforms)
+
+
+if __name__ == "__main__":
+    main()
