@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_distill.sh start      # join the GGUF, prune, run the arms one after another
 #   bash benchmarks/gpu_distill.sh wait N     # follow for N seconds, then collect what exists
 set -euo pipefail
-RUNS=/tmp/runs
+RUNS=${RUNS:-/tmp/runs}
 GGUF=/tmp/gguf/SmolLM2-135M-Instruct.Q4_1.gguf
 export PYTHONPATH="/tmp/site:$PWD" PATH="/tmp/site/bin:$PATH" PYTHONUNBUFFERED=1
 export ITERKD_CACHE_DIR=/tmp/iterkd-cache HF_HUB_OFFLINE=1
@@ -16,27 +16,48 @@ arms() {
     [ -d "$student" ] || python3 -m iterkd models prune --from "$model" --drop 8 --to "$student"
     local common=("runs_dir=$RUNS" "models.teacher.path=$model" "models.judge.path=$model"
         "models.student.path=$student" "synthesize.perplexity_model=$model")
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-b "${common[@]}"
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-a train.kd=null "${common[@]}"
+    # the arms share nothing but the GPU (each run has its own cache): run side by side, so one
+    # arm's sandbox, analyzers and model loads overlap another's generation
+    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-b "${common[@]}" \
+        > /tmp/pruned-b.log 2>&1 &
+    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-a train.kd=null \
+        "${common[@]}" > /tmp/pruned-a.log 2>&1 &
     python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-c rounds=1 teacher.n=48 \
-        "${common[@]}"
+        "${common[@]}" > /tmp/pruned-c.log 2>&1 &
+    wait
 }
 
-collect() {
+collect() {  # at most 8 files come back: the three reports, and one archive of the rest
+    local runs=() files=()
     for run in "$RUNS"/pruned-*; do
         [ -d "$run" ] || continue
+        runs+=("$(basename "$run")")
         python3 -m iterkd report "$run" --format md > "$OUT/$(basename "$run").md" 2>&1 || true
+        python3 -m iterkd report "$run" --format json > "$run/report.json" 2>/dev/null || true
     done
-    cp /tmp/distill.log "$OUT/distill.log" 2>/dev/null || true
+    [ ${#runs[@]} -gt 0 ] || return 0
+    cp /tmp/distill.log /tmp/pruned-*.log "$RUNS"/ 2>/dev/null || true
+    cp /tmp/students/smollm2-22l/iterkd-prune.json "$RUNS"/ 2>/dev/null || true
+    cd "$RUNS"
+    files=(./*.log ./*.json)
+    for run in "${runs[@]}"; do
+        files+=($(ls "$run"/{state.json,config.yaml,events.jsonl,report.json} 2>/dev/null))
+        files+=($(find "$run/rounds" -name summary.json -o -name 'greedy_*.jsonl' | sort))
+    done
+    tar czf "$OUT/pruned-runs.tgz" "${files[@]}" 2>/dev/null || true
+    cd - >/dev/null
+    ls -la "$OUT"
 }
 
 case "${1:-}" in
     start)
         [ -f "$GGUF" ] || cat /tmp/gguf/smol.part00 /tmp/gguf/smol.part01 > "$GGUF"
-        (arms > /tmp/distill.log 2>&1 &) ; sleep 5; tail -3 /tmp/distill.log ;;
+        (setsid nohup bash "$0" arms > /tmp/distill.log 2>&1 < /dev/null &) ; sleep 5
+        tail -3 /tmp/distill.log ;;
+    arms) arms ;;
     wait)
         until=$((SECONDS + ${2:-500}))
         while [ $SECONDS -lt $until ] && pgrep -f "iterkd (run|models prune)" >/dev/null; do sleep 10; done
-        tail -20 /tmp/distill.log; collect ;;
+        tail -n 5 /tmp/distill.log /tmp/pruned-*.log || true; collect ;;
     *) echo "usage: $0 start|wait N" >&2; exit 2 ;;
 esac
