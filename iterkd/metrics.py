@@ -141,10 +141,42 @@ def paired_comparison(
     }
 
 
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values tested together: the k-th smallest is multiplied
+    by (m - k + 1), and no adjusted value falls below a smaller test's. Holds the chance of any
+    false "significant" in the family at alpha, with no assumption about how the tests relate
+    (rounds of one run share questions and models, so they are not independent)."""
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(sorted(range(len(p_values)), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def adjust_family(comparisons: Sequence[dict[str, Any]], *, alpha: float = ALPHA) -> list[dict]:
+    """Copies of paired comparisons read together (one change, round after round: a column of
+    the report) with Holm's adjusted p-value (`p_adjusted`), the family's size (`family`), and
+    `significant` decided on the adjusted value: among several rounds, one p under 0.05 is
+    expected by chance and is not called an improvement. A family of one is left as it is."""
+    if len(comparisons) < 2:
+        return [dict(c) for c in comparisons]
+    adjusted = holm_adjusted([c["p_value"] for c in comparisons])
+    return [
+        {**c, "p_adjusted": round(p, 6), "family": len(comparisons),
+         "significant": bool(c["significant"]) and p < alpha}
+        for c, p in zip(comparisons, adjusted, strict=True)
+    ]  # fmt: skip
+
+
 def describe_change(comparison: dict[str, Any]) -> str:
-    """One line for a reader: '+0.125 [+0.05, +0.20], p=0.003' or '... not significant'."""
+    """One line for a reader: '+0.125 [+0.05, +0.20], p=0.003' or '... not significant'; with
+    the adjusted p-value where the comparison was read in a family ('p=0.04, Holm over 3
+    rounds: 0.12, not significant')."""
     low, high = comparison["ci95"]
     text = f"{comparison['delta']:+.3f} [{low:+.3f}, {high:+.3f}], p={comparison['p_value']:.3g}"
+    if comparison.get("family", 1) > 1:
+        text += f", Holm over {comparison['family']} rounds: {comparison['p_adjusted']:.3g}"
     return text if comparison["significant"] else f"{text}, not significant"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from iterkd.metrics import describe_change, describe_value
+from iterkd.metrics import adjust_family, describe_change, describe_value
 from iterkd.rundir import BASELINE, STAGES, RunDir, RunState, StepState, round_label
 
 _MARK = {"complete": "", "running": "…", "failed": "FAILED", "pending": "-"}
@@ -120,8 +120,11 @@ def _buckets(counts: Any) -> str:
 
 def trend_lines(state: RunState, rounds: list[str]) -> list[str]:
     """One line per round: its pass@1, and the change since the previous evaluated round and
-    since the baseline; a round without a complete evaluation says so and is skipped over."""
+    since the baseline (p-values adjusted by Holm over the rounds, as the report does); a round
+    without a complete evaluation says so and is skipped over."""
     base = _pass1(state, BASELINE)
+    tested = {which: _family(state, rounds, "evaluate", (which, "pass@1"))
+              for which in ("vs_previous", "vs_baseline")}  # fmt: skip
     previous: tuple[str, float] | None = None
     lines = []
     for label in rounds:
@@ -133,12 +136,22 @@ def trend_lines(state: RunState, rounds: list[str]) -> list[str]:
         line = f"{label:<9}{value:>8.3f}" + _interval(state, label)
         if label != BASELINE:
             if previous is not None:
-                tested = _tested(state, label, "vs_previous", previous[0] == _before(label))
-                line += _versus(f"previous ({previous[0]})", tested, _delta(value, previous[1]))
-            line += _versus("baseline", _tested(state, label, "vs_baseline"), _delta(value, base))
+                applies = previous[0] == _before(label)
+                versus = tested["vs_previous"].get(label) if applies else None
+                line += _versus(f"previous ({previous[0]})", versus, _delta(value, previous[1]))
+            line += _versus("baseline", tested["vs_baseline"].get(label), _delta(value, base))
         lines.append(line)
         previous = (label, value)
     return lines
+
+
+def _family(state: RunState, rounds: list[str], stage: str, path: tuple[str, ...]) -> dict:
+    """{round: described change} for one change (`path` into the stage's metrics) of every
+    round that recorded it, its p-values adjusted together (Holm); empty for a run from
+    before the paired tests were recorded."""
+    found = {r: c for r in rounds if isinstance(c := _metric(state, r, stage, *path), dict)}
+    adjusted = adjust_family(list(found.values()))
+    return {r: describe_change(c) for r, c in zip(found, adjusted, strict=True)}
 
 
 def _versus(what: str, tested: str | None, delta: str) -> str:
@@ -157,16 +170,10 @@ def _before(label: str) -> str:
     return round_label(int(label) - 1 if int(label) > 0 else None)
 
 
-def _tested(state: RunState, label: str, which: str, applies: bool = True) -> str | None:
-    """The evaluate step's paired comparison of pass@1, described; None for a run from before
-    it was recorded (or when the trend's previous round is not the one it compared with)."""
-    comparison = _metric(state, label, "evaluate", which, "pass@1")
-    return describe_change(comparison) if applies and isinstance(comparison, dict) else None
-
-
 def train_pass_lines(state: RunState, rounds: list[str]) -> list[str]:
     """Per round: the student's pass@1 on the round's questions before its training (the
     student stage) and after it (feedback), each with its interval, and the paired change."""
+    changes = _family(state, rounds[1:], "feedback", ("train_pass", "vs_round_start"))
     lines = []
     for label in rounds[1:]:
         train = _metric(state, label, "feedback", "train_pass")
@@ -174,11 +181,10 @@ def train_pass_lines(state: RunState, rounds: list[str]) -> list[str]:
             lines.append(f"{label:<9}-")  # not measured yet, or a run from before it was
             continue
         before, after = train["before"], train["after"]
-        change = train.get("vs_round_start")
         lines.append(
             f"{label:<9}{describe_value(before['value'], before['ci95'])} -> "
             f"{describe_value(after['value'], after['ci95'])}"
-            + (f"  change: {describe_change(change)}" if change else "")
+            + (f"  change: {changes[label]}" if label in changes else "")
         )
     return lines
 

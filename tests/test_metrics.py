@@ -7,9 +7,11 @@ import pytest
 
 from iterkd.metrics import (
     PAIRED_TEST,
+    adjust_family,
     bootstrap_interval,
     compare_pass_at_k,
     describe_change,
+    holm_adjusted,
     paired_comparison,
     pass_at_k,
     pass_at_k_with_interval,
@@ -99,3 +101,28 @@ def test_pass_counts_and_comparison_over_shared_questions() -> None:
     assert (comparison["questions"], comparison["before"], comparison["after"]) == (2, 0.5, 1.0)
     assert compare_pass_at_k(counts, {"x": (2, 1)}, 1) is None  # nothing shared
     assert compare_pass_at_k(counts, later, 3) is None  # k above the samples of a question
+
+
+def test_holm_multiplies_the_kth_smallest_p_by_m_minus_k_plus_1_and_keeps_the_order() -> None:
+    assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjusted([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert holm_adjusted([0.6, 0.7]) == [1.0, 1.0]  # never above 1
+    assert holm_adjusted([0.02]) == [0.02] and holm_adjusted([]) == []
+
+
+def comparison(p_value: float) -> dict:
+    return {"questions": 40, "delta": 0.1, "ci95": [0.0, 0.2], "p_value": p_value,
+            "significant": p_value < 0.05}  # fmt: skip
+
+
+def test_one_round_under_005_among_three_is_not_called_significant() -> None:
+    family = adjust_family([comparison(0.108), comparison(0.336), comparison(0.0421)])
+    assert [c["p_adjusted"] for c in family] == pytest.approx([0.216, 0.336, 0.1263])
+    assert not any(c["significant"] for c in family) and family[2]["family"] == 3
+    assert describe_change(family[2]) == (
+        "+0.100 [+0.000, +0.200], p=0.0421, Holm over 3 rounds: 0.126, not significant"
+    )
+    strong = adjust_family([comparison(0.001), comparison(0.3)])
+    assert strong[0]["significant"] and describe_change(strong[0]).endswith("rounds: 0.002")
+    alone = adjust_family([comparison(0.03)])[0]
+    assert alone["significant"] and "Holm" not in describe_change(alone)

@@ -42,7 +42,7 @@ from typing import Any
 
 from iterkd.codeblocks import EXTRACTION_STATUSES
 from iterkd.feedback import VIEWS
-from iterkd.metrics import describe_change, describe_value
+from iterkd.metrics import adjust_family, describe_change, describe_value
 from iterkd.report.drilldown import questions
 from iterkd.report.sources import ReportError, RunSource, StageInfo, normalize_label
 from iterkd.rundir import BASELINE
@@ -199,7 +199,27 @@ def evaluation(source: RunSource, label: str, info: StageInfo) -> dict[str, Any]
         previous = rounds[rounds.index(label) - 1]
         out["previous"] = previous
         out["vs_previous"] = _deltas(mine, _pass_of(source, previous))
+        out["changes"] = _adjusted_over_rounds(source, label, out["changes"])
     return out
+
+
+def _adjusted_over_rounds(source: RunSource, label: str, changes: dict) -> dict:
+    """Each change with its p-value adjusted (Holm) over the same change of every evaluated
+    round: a report column is read as one family, so a round report and the run report say the
+    same, and one round's p under 0.05 among several is not called an improvement."""
+    evaluated = {}
+    for other in source.started_rounds():
+        summary = source.stage(other, "evaluate").summary if other != BASELINE else None
+        if summary is not None:
+            evaluated[other] = statistics(summary)["changes"]
+    adjusted: dict[str, dict] = {}
+    for which, by_key in changes.items():
+        adjusted[which] = {}
+        for key in by_key:
+            members = [r for r, c in evaluated.items() if key in c[which]]
+            family = adjust_family([evaluated[r][which][key] for r in members])
+            adjusted[which][key] = family[members.index(label)]
+    return adjusted
 
 
 def statistics(summary: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +251,9 @@ def value_text(value: float | None, ci95: Any = None) -> str | None:
 
 STATISTICS_NOTE = (
     "[low, high]: 95 % interval, bootstrap over questions; changes: delta [95 % interval], "
-    "p-value of a paired sign-flip test over the questions both evaluations share "
-    '("not significant" where p >= 0.05)'
+    "p-value of a paired sign-flip test over the questions both evaluations share, and over "
+    "several rounds Holm's adjusted p-value for the column "
+    '("not significant" where the p-value, adjusted where there is one, is >= 0.05)'
 )
 
 
@@ -326,8 +347,28 @@ def feedback(source: RunSource, label: str, info: StageInfo) -> dict[str, Any] |
         "fused_mean": summary.get("fused_mean"),
         "disagreements": summary.get("disagreements"),
         "failure_kinds": summary.get("failure_kinds"),
-        "train_pass": summary.get("train_pass"),  # None for runs from before it was measured
+        # None for runs from before it was measured
+        "train_pass": _train_pass_adjusted(source, label, summary.get("train_pass")),
     }
+
+
+def _train_pass_adjusted(source: RunSource, label: str, train_pass: dict | None) -> dict | None:
+    """The round's train-question changes with Holm's p-values over every round's same change
+    (as `_adjusted_over_rounds` does for the held-out ones)."""
+    if not isinstance(train_pass, dict):
+        return train_pass
+    rounds = {}
+    for other in source.started_rounds():
+        summary = source.stage(other, "feedback").summary if other != BASELINE else None
+        if isinstance((summary or {}).get("train_pass"), dict):
+            rounds[other] = summary["train_pass"]
+    adjusted = dict(train_pass)
+    for which in ("vs_round_start", "vs_baseline"):
+        members = [r for r, t in rounds.items() if isinstance(t.get(which), dict)]
+        if label in members:
+            family = adjust_family([rounds[r][which] for r in members])
+            adjusted[which] = family[members.index(label)]
+    return adjusted
 
 
 def view_distribution(records: list[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from iterkd.metrics import describe_change, describe_value
+from iterkd.metrics import adjust_family, describe_change, describe_value
 from iterkd.report import SCHEMA_VERSION, ReportError, RunSource, round_report, run_report
 from iterkd.report.data import FUNNEL, RUN_LEVEL_DROPS
 from iterkd.report.drilldown import clip
@@ -56,19 +56,29 @@ def test_every_pass_rate_carries_its_interval_and_every_change_its_test(
         "2": evaluate["intervals"]["pass@2"],
         "greedy": evaluate["intervals"]["greedy_pass@1"],
     }
+    # each change is read with the same change of round 000: Holm over the two rounds
+    rounds = [summary(report_run, label, "evaluate") for label in ("000", "001")]
+
+    def adjusted(which: str, metric: str) -> dict:
+        return adjust_family([e[which][metric] for e in rounds])[1]
+
     for which in ("vs_previous", "vs_baseline"):
-        assert evaluation["changes"][which]["1"] == evaluate[which]["pass@1"]
-        assert evaluation["changes"][which]["greedy"] == evaluate[which]["greedy_pass@1"]
-    train = summary(report_run, "001", "feedback")["train_pass"]
-    assert report["feedback"]["train_pass"] == train
+        assert evaluation["changes"][which]["1"] == adjusted(which, "pass@1")
+        assert evaluation["changes"][which]["greedy"] == adjusted(which, "greedy_pass@1")
+        assert evaluation["changes"][which]["1"]["family"] == 2
+    trains = [summary(report_run, label, "feedback")["train_pass"] for label in ("000", "001")]
+    train = trains[1]
+    train_change = adjust_family([t["vs_round_start"] for t in trains])[1]
+    assert report["feedback"]["train_pass"]["vs_round_start"] == train_change
+    assert report["feedback"]["train_pass"]["before"] == train["before"]
     shown = [
         describe_value(evaluate["pass@1"], evaluate["intervals"]["pass@1"]),
         describe_value(evaluate["greedy_pass@1"], evaluate["intervals"]["greedy_pass@1"]),
-        describe_change(evaluate["vs_previous"]["pass@1"]),
-        describe_change(evaluate["vs_baseline"]["greedy_pass@1"]),
+        describe_change(adjusted("vs_previous", "pass@1")),
+        describe_change(adjusted("vs_baseline", "greedy_pass@1")),
         describe_value(train["before"]["value"], train["before"]["ci95"]),
         describe_value(train["after"]["value"], train["after"]["ci95"]),
-        describe_change(train["vs_round_start"]),
+        describe_change(train_change),
         "not significant",  # 4 held-out questions: no change can reach p < 0.05
     ]
     whole = run_report(RunSource.open(report_run))
