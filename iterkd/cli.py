@@ -33,7 +33,8 @@ def _validate(args: argparse.Namespace) -> int:
     cfg = _load(args)
     for line in validate_config(cfg, args.config):
         print(line)
-    print(f"{args.config}: OK ({cfg.rounds} rounds, run directory {cfg.runs_dir}/{cfg.name})")
+    rounds = f"{cfg.rounds} round{'s' if cfg.rounds != 1 else ''}"
+    print(f"{args.config}: OK ({rounds}, run directory {cfg.runs_dir}/{cfg.name})")
     return 0
 
 

@@ -79,14 +79,20 @@ def run(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.cfg.train
     questions = round_questions(ctx)
     rows, faults, scores, kd_rows = _select(ctx)
-    if not rows:
-        return _nothing(ctx, len(questions), "no teacher answer passed its tests: nothing to train")
+    if not rows and not kd_rows:
+        note = "no teacher answer passed its tests"
+        note += (
+            " and no answer for the KD term: nothing to train" if cfg.kd else ": nothing to train"
+        )
+        return _nothing(ctx, len(questions), note)
     spec = student_spec(ctx, ctx.round - 1 if ctx.round else None)
     base = _base_path(spec)
     tokenizer = load_tokenizer(base, role="student", need_chat_template=True)
     _add_fim_tokens(tokenizer, cfg)
     job = TrainJob(ctx.run.cache_dir / ctx.label / "train", _fingerprint(ctx, spec))
-    encoder = Encoder(tokenizer, _prompts(ctx, tokenizer, questions, rows), cfg.max_length)
+    # KD rows answer questions without a verified answer too: their prompts are needed as well
+    prompts = _prompts(ctx, tokenizer, questions, rows + kd_rows)
+    encoder = Encoder(tokenizer, prompts, cfg.max_length)
     examples, stats = job.cached_examples() or _examples(
         ctx, encoder, rows, faults, scores, spec, kd_rows
     )
@@ -95,14 +101,15 @@ def run(ctx: StageContext) -> dict[str, Any]:
         return _nothing(ctx, len(questions), note, stats)
     job.keep_examples(examples, stats)
     _score_kd_targets(ctx, job, examples)
-    ctx.log(f"training on {stats.sft_rows} rows, {stats.sfim_rows} SFIM rows, {stats.pairs} pairs")
+    ctx.log(f"training on {stats.sft_rows} rows, {stats.sfim_rows} SFIM rows, {stats.pairs} pairs"
+            + (f", {stats.kd_only_rows} KD-only rows" if cfg.kd else ""))  # fmt: skip
     outcome, kind = _train(ctx, spec, base, tokenizer, examples, job)
     write_jsonl(ctx.out / "train_log.jsonl", outcome["log"])
     return {
         "checkpoint": kind,
         "continued_adapter": spec.adapter is not None and kind == "adapter",
         "questions": len(questions),
-        "objective": cfg.contrastive_loss if stats.pairs else "sft",
+        "objective": _objective(cfg, stats),
         "kd": _kd_summary(cfg, examples, stats),
         "pairing": cfg.pairing,
         "processes": outcome["processes"],
@@ -402,6 +409,14 @@ def _log_summary(steps: int, log: list[dict[str, Any]]) -> dict[str, Any]:
         "margin_first": margins[0] if margins else None,
         "margin_last": margins[-1] if margins else None,
     }
+
+
+def _objective(cfg: TrainConfig, stats: EncodeStats) -> str:
+    """What the NLL rows were trained with; `kd` where only the KD term had rows (no teacher
+    answer passed, yet its unverified answers still carry its distribution)."""
+    if stats.pairs:
+        return cfg.contrastive_loss
+    return "sft" if stats.sft_rows or stats.sfim_rows else "kd"
 
 
 def _nothing(

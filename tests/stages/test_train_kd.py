@@ -131,3 +131,29 @@ def test_kd_in_two_processes_through_accelerate_launch(tmp_path: Path, tiny_mode
     assert summary["processes"] == 2 and summary["kd"]["rows"] == 9
     log = (run.stage_dir(0, "train") / "train_log.jsonl").read_text().splitlines()
     assert log and all('"kd": null' not in line for line in log)
+
+
+def test_a_round_without_a_passing_teacher_answer_still_trains_the_kd_term(
+    tmp_path: Path, tiny_models: Path
+) -> None:
+    """No teacher answer passed: SFT has nothing, but `rows: [unverified]` gives the KD term the
+    teacher's answers to questions that have no verified one (their prompts included)."""
+    overrides = [*OVERRIDES, *KD, "train.kd.rows=[unverified]", "train.method=full"]
+    run, cfg = new_run(tmp_path / "run", overrides)
+    write_round(run, 0, teacher_passes=False)
+    summary = run_stage(run, cfg, 0, "train")
+    assert summary["sft_rows"] == 0 and summary["kd"]["kd_only_rows"] >= 3
+    assert summary["objective"] == "kd" and summary["checkpoint"] == "full"
+    assert summary["steps"] > 0 and summary["loss_first"] is not None
+    student = load_model(tiny_models / "student", device="cpu", dtype="float32")
+    trained = load_model(run.stage_dir(0, "train") / "checkpoint", device="cpu", dtype="float32")
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(student.parameters(), trained.parameters(), strict=True)
+    )
+    # without the KD term the same round has nothing to train, and says so
+    plain, plain_cfg = new_run(tmp_path / "plain", [*OVERRIDES, "train.method=full"])
+    write_round(plain, 0, teacher_passes=False)
+    assert run_stage(plain, plain_cfg, 0, "train")["note"] == (
+        "no teacher answer passed its tests: nothing to train"
+    )
