@@ -76,17 +76,26 @@ def publish_folder(to: str | Path, write: Callable[[Path], T], *, tag: str) -> t
         result = write(tmp)
         _usual_modes(tmp)
         fsync_tree(tmp)
-        os.rename(tmp, to)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and to.is_dir() and any(to.iterdir()):
-            return result, False
-        raise
+        published = _rename_unless_filled(tmp, to)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not published:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return result, False
     fsync_dir(to.parent)
     return result, True
+
+
+def _rename_unless_filled(tmp: Path, to: Path) -> bool:
+    """Rename `tmp` to `to` (over an empty `to` too); False where a non-empty `to` is there."""
+    try:
+        os.rename(tmp, to)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
 
 
 def _usual_modes(folder: Path) -> None:

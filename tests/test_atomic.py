@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -57,3 +58,18 @@ def test_a_folder_published_meanwhile_by_another_process_wins(tmp_path: Path) ->
     assert publish_folder(to, race, tag="test") == ("written", False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert [p.name for p in to.iterdir()] == ["theirs.txt"]
+
+
+def test_a_writer_error_is_raised_even_when_the_target_is_filled_meanwhile(tmp_path: Path) -> None:
+    """Only the rename's own "already there" means another process won; the same errno from
+    the writer is the writer's failure."""
+    to = tmp_path / "model"
+
+    def fail_after_a_race(folder: Path) -> None:
+        to.mkdir()
+        (to / "theirs.txt").write_text("first")
+        raise FileExistsError(errno.EEXIST, "the writer's own error", str(folder / "x"))
+
+    with pytest.raises(FileExistsError, match="the writer's own error"):
+        publish_folder(to, fail_after_a_race, tag="test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
