@@ -169,6 +169,11 @@ def adjust_family(comparisons: Sequence[dict[str, Any]], *, alpha: float = ALPHA
     ]  # fmt: skip
 
 
+def adjust_rounds(by_round: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`adjust_family` over one change of several rounds, keyed by round."""
+    return dict(zip(by_round, adjust_family(list(by_round.values())), strict=True))
+
+
 def describe_change(comparison: dict[str, Any]) -> str:
     """One line for a reader: '+0.125 [+0.05, +0.20], p=0.003' or '... not significant'; with
     the adjusted p-value where the comparison was read in a family ('p=0.04, Holm over 3

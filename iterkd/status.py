@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from iterkd.metrics import adjust_family, describe_change, describe_value
+from iterkd.metrics import adjust_rounds, describe_change, describe_value
 from iterkd.rundir import BASELINE, STAGES, RunDir, RunState, StepState, round_label
 
 _MARK = {"complete": "", "running": "…", "failed": "FAILED", "pending": "-"}
@@ -150,8 +150,7 @@ def _family(state: RunState, rounds: list[str], stage: str, path: tuple[str, ...
     round that recorded it, its p-values adjusted together (Holm); empty for a run from
     before the paired tests were recorded."""
     found = {r: c for r in rounds if isinstance(c := _metric(state, r, stage, *path), dict)}
-    adjusted = adjust_family(list(found.values()))
-    return {r: describe_change(c) for r, c in zip(found, adjusted, strict=True)}
+    return {r: describe_change(c) for r, c in adjust_rounds(found).items()}
 
 
 def _versus(what: str, tested: str | None, delta: str) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 from iterkd.codeblocks import EXTRACTION_STATUSES
 from iterkd.feedback import VIEWS
-from iterkd.metrics import adjust_family, describe_change, describe_value
+from iterkd.metrics import adjust_rounds, describe_change, describe_value
 from iterkd.report.drilldown import questions
 from iterkd.report.sources import ReportError, RunSource, StageInfo, normalize_label
 from iterkd.rundir import BASELINE
@@ -207,19 +207,19 @@ def _adjusted_over_rounds(source: RunSource, label: str, changes: dict) -> dict:
     """Each change with its p-value adjusted (Holm) over the same change of every evaluated
     round: a report column is read as one family, so a round report and the run report say the
     same, and one round's p under 0.05 among several is not called an improvement."""
-    evaluated = {}
-    for other in source.started_rounds():
-        summary = source.stage(other, "evaluate").summary if other != BASELINE else None
-        if summary is not None:
-            evaluated[other] = statistics(summary)["changes"]
+    evaluated = {r: statistics(s)["changes"] for r, s in _summaries(source, "evaluate").items()}
     adjusted: dict[str, dict] = {}
     for which, by_key in changes.items():
-        adjusted[which] = {}
-        for key in by_key:
-            members = [r for r, c in evaluated.items() if key in c[which]]
-            family = adjust_family([evaluated[r][which][key] for r in members])
-            adjusted[which][key] = family[members.index(label)]
+        family = {key: {r: c[which][key] for r, c in evaluated.items() if key in c[which]}
+                  for key in by_key}  # fmt: skip
+        adjusted[which] = {key: adjust_rounds(family[key])[label] for key in by_key}
     return adjusted
+
+
+def _summaries(source: RunSource, stage: str) -> dict[str, dict[str, Any]]:
+    """{round: summary} of `stage` in every started round (not the baseline) that has one."""
+    infos = {r: source.stage(r, stage) for r in source.started_rounds() if r != BASELINE}
+    return {r: info.summary for r, info in infos.items() if info.summary is not None}
 
 
 def statistics(summary: dict[str, Any]) -> dict[str, Any]:
@@ -357,17 +357,13 @@ def _train_pass_adjusted(source: RunSource, label: str, train_pass: dict | None)
     (as `_adjusted_over_rounds` does for the held-out ones)."""
     if not isinstance(train_pass, dict):
         return train_pass
-    rounds = {}
-    for other in source.started_rounds():
-        summary = source.stage(other, "feedback").summary if other != BASELINE else None
-        if isinstance((summary or {}).get("train_pass"), dict):
-            rounds[other] = summary["train_pass"]
+    rounds = {r: s["train_pass"] for r, s in _summaries(source, "feedback").items()
+              if isinstance(s.get("train_pass"), dict)}  # fmt: skip
     adjusted = dict(train_pass)
     for which in ("vs_round_start", "vs_baseline"):
-        members = [r for r, t in rounds.items() if isinstance(t.get(which), dict)]
-        if label in members:
-            family = adjust_family([rounds[r][which] for r in members])
-            adjusted[which] = family[members.index(label)]
+        family = {r: t[which] for r, t in rounds.items() if isinstance(t.get(which), dict)}
+        if label in family:
+            adjusted[which] = adjust_rounds(family)[label]
     return adjusted
 
 

@@ -55,6 +55,9 @@ class RunSource:
     rounds_planned: int | None
     controller_pid: int | None = None  # a live controller holding the run's lock
     problems: list[str] = field(default_factory=list)
+    # each step read once: the run report reads a round's summaries for its own sections and
+    # for every other round's (pass@k deltas, the rounds' Holm families)
+    _stages: dict[tuple[str, str], StageInfo] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> RunSource:
@@ -81,6 +84,11 @@ class RunSource:
         return ("evaluate",) if label == BASELINE else STAGES
 
     def stage(self, label: str, stage: str) -> StageInfo:
+        if (label, stage) not in self._stages:
+            self._stages[label, stage] = self._read_stage(label, stage)
+        return self._stages[label, stage]
+
+    def _read_stage(self, label: str, stage: str) -> StageInfo:
         step = self.state.steps.get(f"{label}/{stage}")
         folder = self.stage_dir(label, stage)
         on_disk = (folder / "summary.json").is_file()
