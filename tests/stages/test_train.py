@@ -299,15 +299,23 @@ def kill_train_after_first_checkpoint(run: RunDir) -> None:
     assert not run.is_complete(0, "train")
 
 
-def test_a_killed_train_stage_resumes_from_its_trainer_checkpoint(tmp_path, tiny_models):
-    overrides = [*OVERRIDES, "train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
+def finished_and_killed_runs(
+    tmp_path: Path, overrides: list[str]
+) -> tuple[RunDir, RunDir, RunConfig]:
+    """The train stage run to its end, and the same stage in another run killed after its
+    first trainer checkpoint (to be resumed by the caller)."""
     reference, cfg = new_run(tmp_path / "reference", overrides)
     write_round(reference, 0)
     run_stage(reference, cfg, 0, "train")
-
     run, cfg = new_run(tmp_path / "run", overrides)
     write_round(run, 0)
     kill_train_after_first_checkpoint(run)
+    return reference, run, cfg
+
+
+def test_a_killed_train_stage_resumes_from_its_trainer_checkpoint(tmp_path, tiny_models):
+    overrides = [*OVERRIDES, "train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
+    reference, run, cfg = finished_and_killed_runs(tmp_path, overrides)
     run_stage(run, cfg, 0, "train")
     assert file_bytes(run.stage_dir(0, "train")) == file_bytes(reference.stage_dir(0, "train"))
 

@@ -22,7 +22,7 @@ from iterkd.training.kd import TARGETS_FILE
 from tests.stages.test_train import (
     OVERRIDES,
     file_bytes,
-    kill_train_after_first_checkpoint,
+    finished_and_killed_runs,
     new_run,
     write_round,
 )
@@ -85,13 +85,7 @@ def test_a_resumed_kd_stage_does_not_score_again(
     tmp_path: Path, tiny_models: Path, monkeypatch
 ) -> None:
     overrides = [*OVERRIDES, *KD, "train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
-    reference, cfg = new_run(tmp_path / "reference", overrides)
-    write_round(reference, 0)
-    run_stage(reference, cfg, 0, "train")
-
-    run, cfg = new_run(tmp_path / "run", overrides)
-    write_round(run, 0)
-    kill_train_after_first_checkpoint(run)
+    reference, run, cfg = finished_and_killed_runs(tmp_path, overrides)
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("the teacher was scored again on resume")
