@@ -7,6 +7,7 @@
 #   bash benchmarks/gpu_distill.sh wait N     # follow for N seconds, then collect what exists
 set -euo pipefail
 RUNS=${RUNS:-/tmp/runs}
+ROUNDS=${ROUNDS:-3}  # of the iterative arms; the one-shot arm gets ROUNDS x 16 teacher samples
 GGUF=/tmp/gguf/SmolLM2-135M-Instruct.Q4_1.gguf
 export PYTHONPATH="/tmp/site:$PWD" PATH="/tmp/site/bin:$PATH" PYTHONUNBUFFERED=1
 export ITERKD_CACHE_DIR=/tmp/iterkd-cache HF_HUB_OFFLINE=1
@@ -18,11 +19,11 @@ arms() {
         "models.student.path=$student" "synthesize.perplexity_model=$model")
     # the arms share nothing but the GPU (each run has its own cache): run side by side, so one
     # arm's sandbox, analyzers and model loads overlap another's generation
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-b "${common[@]}" \
+    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-b rounds="$ROUNDS" "${common[@]}" \
         > /tmp/pruned-b.log 2>&1 &
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-a train.kd=null \
+    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-a rounds="$ROUNDS" train.kd=null \
         "${common[@]}" > /tmp/pruned-a.log 2>&1 &
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-c rounds=1 teacher.n=48 \
+    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-c rounds=1 teacher.n=$((16 * ROUNDS)) \
         "${common[@]}" > /tmp/pruned-c.log 2>&1 &
     wait
 }
