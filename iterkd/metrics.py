@@ -174,14 +174,14 @@ def adjust_rounds(by_round: Mapping[str, dict[str, Any]]) -> dict[str, dict[str,
     return dict(zip(by_round, adjust_family(list(by_round.values())), strict=True))
 
 
-def describe_change(comparison: dict[str, Any]) -> str:
+def describe_change(comparison: dict[str, Any], family: str = "rounds") -> str:
     """One line for a reader: '+0.125 [+0.05, +0.20], p=0.003' or '... not significant'; with
     the adjusted p-value where the comparison was read in a family ('p=0.04, Holm over 3
-    rounds: 0.12, not significant')."""
+    rounds: 0.12, not significant'); `family` names what the family's members are."""
     low, high = comparison["ci95"]
     text = f"{comparison['delta']:+.3f} [{low:+.3f}, {high:+.3f}], p={comparison['p_value']:.3g}"
     if comparison.get("family", 1) > 1:
-        text += f", Holm over {comparison['family']} rounds: {comparison['p_adjusted']:.3g}"
+        text += f", Holm over {comparison['family']} {family}: {comparison['p_adjusted']:.3g}"
     return text if comparison["significant"] else f"{text}, not significant"
 
 

@@ -124,5 +124,6 @@ def test_one_round_under_005_among_three_is_not_called_significant() -> None:
     )
     strong = adjust_family([comparison(0.001), comparison(0.3)])
     assert strong[0]["significant"] and describe_change(strong[0]).endswith("rounds: 0.002")
+    assert describe_change(strong[0], "arms").endswith("Holm over 2 arms: 0.002")
     alone = adjust_family([comparison(0.03)])[0]
     assert alone["significant"] and "Holm" not in describe_change(alone)

@@ -1,0 +1,109 @@
+"""The arms of an experiment against each other on the same evaluation questions (issue 15:
+SFT + contrastive, + token-level KD, one-shot). Each arm is one run directory; all must have
+evaluated the same questions. Run from the repository root:
+
+    .venv/bin/python benchmarks/compare_arms.py RUN_A RUN_B RUN_C [--round 002]
+
+Prints, as Markdown:
+- per arm and evaluated round, greedy pass@1 and sampled pass@1, each with its 95 % bootstrap
+  interval over questions;
+- each arm's final round (or `--round`, where it has one) against the first arm's, question by
+  question: the change with its interval and the paired sign-flip p-value, Holm-adjusted over
+  the comparisons of the table (a change called significant is so after adjustment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from iterkd import metrics
+
+Counts = dict[str, tuple[int, int]]
+
+
+def counts_of(path: Path) -> Counts:
+    """(samples, passes) per question of one verdicts file."""
+    verdicts = map(json.loads, path.read_text().splitlines())
+    return metrics.pass_counts((v["question_id"], v["passed"]) for v in verdicts)
+
+
+def evaluations(run: Path) -> dict[str, dict[str, Counts]]:
+    """{round: {"greedy"/"sampled": counts}} of every finished evaluate step, in round order."""
+    found = {}
+    for folder in sorted(run.glob("rounds/*/evaluate")):
+        if not (folder / "summary.json").is_file():  # written last: the step finished
+            continue
+        found[folder.parent.name] = {
+            name: counts_of(folder / file)
+            for name, file in (("greedy", "greedy_verdicts.jsonl"), ("sampled", "verdicts.jsonl"))
+            if (folder / file).is_file()
+        }
+    return found
+
+
+def cell(counts: Counts | None) -> str:
+    if not counts:
+        return "-"
+    found = metrics.pass_at_k_with_interval(list(counts.values()), 1)
+    return metrics.describe_value(found["value"], found["ci95"])
+
+
+def pass_table(arms: dict[str, dict[str, dict[str, Counts]]], view: str) -> list[str]:
+    rounds = sorted({r for evaluated in arms.values() for r in evaluated}, key=round_order)
+    lines = [f"| arm | {' | '.join(rounds)} |", "|---" * (len(rounds) + 1) + "|"]
+    for arm, evaluated in arms.items():
+        cells = [cell(evaluated.get(r, {}).get(view)) for r in rounds]
+        lines.append(f"| {arm} | {' | '.join(cells)} |")
+    return lines
+
+
+def round_order(name: str) -> tuple[int, str]:
+    return (0 if name == "baseline" else 1, name)
+
+
+def chosen_round(evaluated: dict[str, dict[str, Counts]], wanted: str | None) -> str:
+    if wanted and wanted in evaluated:
+        return wanted
+    return max(evaluated, key=round_order)
+
+
+def comparison_table(arms: dict[str, dict[str, dict[str, Counts]]], wanted: str | None) -> list:
+    (first, reference), *others = arms.items()
+    base_round = chosen_round(reference, wanted)
+    rows, comparisons = [], []
+    for arm, evaluated in others:
+        own_round = chosen_round(evaluated, wanted)
+        for view in ("greedy", "sampled"):
+            before = reference[base_round].get(view)
+            after = evaluated[own_round].get(view)
+            found = metrics.compare_pass_at_k(before, after, 1) if before and after else None
+            if found is not None:
+                rows.append((f"{arm} {own_round} vs {first} {base_round}", view))
+                comparisons.append(found)
+    lines = ["| comparison | view | change in pass@1 |", "|---|---|---|"]
+    for (label, view), found in zip(rows, metrics.adjust_family(comparisons), strict=True):
+        lines.append(f"| {label} | {view} | {metrics.describe_change(found, 'comparisons')} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories, reference first")
+    parser.add_argument("--round", help="the round compared (default: each arm's last)")
+    args = parser.parse_args()
+    arms = {run.name: evaluations(run) for run in args.runs}
+    empty = [name for name, evaluated in arms.items() if not evaluated]
+    if empty:
+        sys.exit(f"compare_arms: no finished evaluate step in {', '.join(empty)}")
+    print("\n".join(["Greedy pass@1", "", *pass_table(arms, "greedy"), ""]))
+    print("\n".join(["Sampled pass@1", "", *pass_table(arms, "sampled"), ""]))
+    if len(arms) > 1:
+        print("\n".join(["Against the first arm", "", *comparison_table(arms, args.round)]))
+
+
+if __name__ == "__main__":
+    main()
