@@ -196,6 +196,12 @@ class TrainConfig(_Strict):
     logging_steps: PositiveInt = Field(1, description="optimizer steps per train_log.jsonl line")
     max_length: PositiveInt = Field(512, description="prompt + answer tokens; answers are cut")
     max_rows_per_question: PositiveInt = 4
+    replay_rows_per_question: NonNegativeInt = Field(
+        0,
+        description="verified teacher answers of earlier rounds' questions that this round's "
+        "pool no longer holds (mastered, dropped by pool.carry_over), per question, trained "
+        "beside this round's rows so the student keeps what it learnt; 0: off",
+    )
     sft_weighting: Literal["none", "analysis"] = Field(
         "none", description="analysis: an SFT row's NLL weighs by its ruff/pylint score"
     )

@@ -7,6 +7,10 @@ in:  teacher/questions.jsonl, teacher/samples.jsonl, student/samples.jsonl, veri
 out: checkpoint/ (the LoRA adapter; or, with `method: full`, the model and its tokenizer),
      train_log.jsonl (one line per logging step: loss, nll, contrastive, margin; no timings)
 
+With `train.replay_rows_per_question`, verified teacher answers of earlier rounds' questions that
+this round's pool no longer holds are trained beside this round's rows (their questions, answers
+and verdicts are read from those rounds' teacher, translate and verify outputs).
+
 A round without any passed teacher answer trains nothing: no checkpoint, `checkpoint: none` and a
 note in the summary, and the next round starts from the same student.
 """
@@ -79,6 +83,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.cfg.train
     questions = round_questions(ctx)
     rows, faults, scores, kd_rows = _select(ctx)
+    # replay keeps what was learnt beside this round's answers; it never trains alone
+    replayed, earlier = (
+        _replayed(ctx, {q.id for q in questions}, scores) if rows or kd_rows else ([], [])
+    )
+    if replayed:
+        ctx.log(f"replaying {len(replayed)} verified rows of {len(earlier)} earlier questions")
+    rows += replayed
     if not rows and not kd_rows:
         note = "no teacher answer passed its tests"
         note += (
@@ -91,7 +102,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     _add_fim_tokens(tokenizer, cfg)
     job = TrainJob(ctx.run.cache_dir / ctx.label / "train", _fingerprint(ctx, spec))
     # KD rows answer questions without a verified answer too: their prompts are needed as well
-    prompts = _prompts(ctx, tokenizer, questions, rows + kd_rows)
+    prompts = _prompts(ctx, tokenizer, questions + earlier, rows + kd_rows)
     encoder = Encoder(tokenizer, prompts, cfg.max_length)
     examples, stats = job.cached_examples() or _examples(
         ctx, encoder, rows, faults, scores, spec, kd_rows
@@ -112,6 +123,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "objective": _objective(cfg, stats),
         "kd": _kd_summary(cfg, examples, stats),
         "pairing": cfg.pairing,
+        "replayed": {"rows": len(replayed), "questions": len(earlier)}
+        if cfg.replay_rows_per_question
+        else None,
         "processes": outcome["processes"],
         **_data_summary(stats),
         **_log_summary(outcome["steps"], outcome["log"]),
@@ -127,12 +141,8 @@ def _select(
     """SFT rows, each question's candidate faults (none when SFT only), analyzer scores and
     the KD-only rows (`train.kd.rows`: unverified teacher answers, student samples)."""
     cfg = ctx.cfg.train
-    teacher = _read(ctx.input_dir("teacher") / "samples.jsonl", SampleRecord)
+    teacher, verdicts = _teacher_answers(ctx, ctx.round)
     student = _read(ctx.input_dir("student") / "samples.jsonl", SampleRecord)
-    verdicts = _read(ctx.input_dir("verify") / "verdicts.jsonl", VerdictRecord)
-    # translations the translate stage kept in this run's language are verified teacher answers
-    teacher += _read(ctx.input_dir("translate") / "samples.jsonl", SampleRecord)
-    verdicts += _read(ctx.input_dir("translate") / "verdicts.jsonl", VerdictRecord)
     passed = {v.sample_id: v.passed for v in verdicts}
     scores = analyzer_scores(verdicts)
     rows = select_sft_rows(teacher, passed, cfg.max_rows_per_question)
@@ -145,6 +155,44 @@ def _select(
     if cfg.contrastive_weight == 0:
         return rows, {}, scores, kd_rows
     return rows, candidate_faults(rows, student, passed), scores, kd_rows
+
+
+def _teacher_answers(
+    ctx: StageContext, round_index: int | None
+) -> tuple[list[SampleRecord], list[VerdictRecord]]:
+    """A round's teacher answers and their verdicts; translations the translate stage kept in
+    the run's language are verified teacher answers too."""
+    teacher = _read(ctx.input_dir("teacher", round_index) / "samples.jsonl", SampleRecord)
+    verdicts = _read(ctx.input_dir("verify", round_index) / "verdicts.jsonl", VerdictRecord)
+    teacher += _read(ctx.input_dir("translate", round_index) / "samples.jsonl", SampleRecord)
+    verdicts += _read(ctx.input_dir("translate", round_index) / "verdicts.jsonl", VerdictRecord)
+    return teacher, verdicts
+
+
+def _replayed(
+    ctx: StageContext, pool: set[str], scores: dict[str, list[float | None]]
+) -> tuple[list[SampleRecord], list[Question]]:
+    """Verified answers of earlier rounds' questions this round's pool no longer holds, each
+    question's from the latest round that has one (`scores` gains their analyzer scores).
+    Training only on what the student still fails made a pruned tiny student forget what it
+    had mastered, round after round (docs/distillation.md)."""
+    limit = ctx.cfg.train.replay_rows_per_question
+    rows: list[SampleRecord] = []
+    questions: dict[str, Question] = {}
+    for index in range(ctx.round - 1, -1, -1) if limit and ctx.round else ():
+        teacher, verdicts = _teacher_answers(ctx, index)
+        passed = {v.sample_id: v.passed for v in verdicts}
+        fresh = [
+            r for r in select_sft_rows(teacher, passed, limit)
+            if r.question_id not in pool and r.question_id not in questions
+        ]  # fmt: skip
+        asked = {
+            q.id: q for q in _read(ctx.input_dir("teacher", index) / "questions.jsonl", Question)
+        }
+        questions |= {r.question_id: asked[r.question_id] for r in fresh}
+        scores |= {k: v for k, v in analyzer_scores(verdicts).items() if k in {r.id for r in fresh}}
+        rows += fresh
+    return rows, list(questions.values())
 
 
 def _add_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> None:

@@ -59,11 +59,13 @@ def verdict(sample: SampleRecord, passed: bool) -> VerdictRecord:
     )
 
 
-def write_round(run: RunDir, round_index: int, *, teacher_passes: bool = True) -> None:
-    """Three seed questions. Teacher: the reference solution, the same reformatted (a
+def write_round(
+    run: RunDir, round_index: int, *, teacher_passes: bool = True, first: int = 0
+) -> None:
+    """Three seed questions (from the `first`). Teacher: the reference solution, the same reformatted (a
     duplicate) and a wrong answer; student: a body returning None (a fault) and the reference
     (passed)."""
-    questions = load_bundled("seed")[:3]
+    questions = load_bundled("seed")[first : first + 3]
     teacher, student, verdicts = [], [], []
     for q in questions:
         reformatted = q.reference_solution.replace("    return", "    return  ")
@@ -207,6 +209,26 @@ def test_a_second_round_continues_the_first_rounds_adapter(trained, tmp_path, ti
     adapters = [run.stage_dir(r, "train") / "checkpoint" for r in (0, 1)]
     assert file_bytes(adapters[0]) != file_bytes(adapters[1])
     load_model(tiny_models / "student", adapter=adapters[1], device="cpu")
+
+
+def test_replay_trains_the_verified_answers_of_questions_the_pool_dropped(trained, tmp_path):
+    """Round 1 asks seed questions 1-3; question 0, mastered and dropped from the pool, comes
+    back with its verified round-0 answer (the reformatted duplicate is one answer); questions
+    1 and 2, asked again, are not replayed."""
+    first, _, _ = trained
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(first.path, run.path)
+    write_round(run, 1, first=1)
+    cfg = load_config(None, [*OVERRIDES, "train.replay_rows_per_question=4"])
+    summary = run_stage(run, cfg, 1, "train")
+    assert summary["replayed"] == {"rows": 1, "questions": 1}
+    assert summary["sft_rows"] == 4 and summary["questions_with_rows"] == 4
+    assert summary["questions"] == 3 and summary["steps"] > 0
+    plain = RunDir(tmp_path / "plain")
+    shutil.copytree(first.path, plain.path)
+    write_round(plain, 1, first=1)
+    summary = run_stage(plain, load_config(None, OVERRIDES), 1, "train")
+    assert summary["replayed"] is None and summary["sft_rows"] == 3
 
 
 # ------------------------------------------------------------------ recipes
