@@ -7,6 +7,7 @@ evaluated the same questions. Run from the repository root:
 Prints, as Markdown:
 - per arm and evaluated round, greedy pass@1 and sampled pass@1, each with its 95 % bootstrap
   interval over questions;
+- per arm, the teacher's completion tokens of each round and in all (the generation budget);
 - each arm's final round (or `--round`, where it has one) against the first arm's, question by
   question: the change with its interval and the paired sign-flip p-value, Holm-adjusted over
   the comparisons of the table (a change called significant is so after adjustment).
@@ -90,6 +91,25 @@ def comparison_table(arms: dict[str, dict[str, dict[str, Counts]]], wanted: str 
     return lines
 
 
+def teacher_tokens(run: Path) -> dict[str, int]:
+    """{round: the teacher stage's completion tokens} of every finished teacher step."""
+    found = {}
+    for summary in sorted(run.glob("rounds/*/teacher/summary.json")):
+        generation = json.loads(summary.read_text())["generation"]
+        found[summary.parent.parent.name] = generation["completion_tokens"]
+    return found
+
+
+def tokens_table(runs: list[Path]) -> list[str]:
+    spent = {run.name: teacher_tokens(run) for run in runs}
+    rounds = sorted({r for by_round in spent.values() for r in by_round}, key=round_order)
+    lines = [f"| arm | {' | '.join(rounds)} | all |", "|---" * (len(rounds) + 2) + "|"]
+    for arm, by_round in spent.items():
+        cells = [f"{by_round[r]:,}" if r in by_round else "-" for r in rounds]
+        lines.append(f"| {arm} | {' | '.join(cells)} | {sum(by_round.values()):,} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories, reference first")
@@ -101,6 +121,7 @@ def main() -> None:
         sys.exit(f"compare_arms: no finished evaluate step in {', '.join(empty)}")
     print("\n".join(["Greedy pass@1", "", *pass_table(arms, "greedy"), ""]))
     print("\n".join(["Sampled pass@1", "", *pass_table(arms, "sampled"), ""]))
+    print("\n".join(["Teacher completion tokens", "", *tokens_table(args.runs), ""]))
     if len(arms) > 1:
         print("\n".join(["Against the first arm", "", *comparison_table(arms, args.round)]))
 

@@ -26,6 +26,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
         "tiny-cpu-vllm.yaml",
         "example-7b-vllm-serve.yaml",
         "smollm2-pruned-gpu.yaml",
+        "tiny-pruned-cpu.yaml",
     ],
 )
 def test_shipped_configs_parse(name: str) -> None:
