@@ -1,7 +1,7 @@
 """`iterkd status`: a run's steps as a rounds x stages table with durations, each round's
-headline metrics, its held-out pass@k with 95 % intervals, the pass@1 trend (each round against
-the one before and the baseline, with the paired test's p-value) and the student's pass@1 on
-each round's own questions before and after its training."""
+headline metrics, its pass@k on the `data.eval` set with 95 % intervals, the pass@1 trend (each
+round against the one before and the baseline, with the paired test's p-value) and the
+student's pass@1 on each round's own questions before and after its training."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from iterkd.metrics import adjust_rounds, describe_change, describe_value
 from iterkd.rundir import BASELINE, STAGES, RunDir, RunState, StepState, round_label
 
+PASS_TABLE = "evaluation pass@k (data.eval) [95 % interval over questions]"
 _MARK = {"complete": "", "running": "…", "failed": "FAILED", "pending": "-"}
 
 
@@ -31,7 +32,7 @@ def format_status(run: RunDir) -> str:
     lines += ["", _row("round", [h for h, _ in _HEADLINES])]
     for label in rounds:
         lines.append(_row(label, [_headline(state, label, f) for _, f in _HEADLINES]))
-    lines += ["", "held-out pass@k [95 % interval over questions]", *pass_lines(state, rounds)]
+    lines += ["", PASS_TABLE, *pass_lines(state, rounds)]
     lines += ["", "pass@1 trend", *trend_lines(state, rounds)]
     lines += ["", "train-question pass@1 (before -> after the round's training)"]
     lines += train_pass_lines(state, rounds)

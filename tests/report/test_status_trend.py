@@ -7,7 +7,7 @@ from pathlib import Path
 
 from iterkd.metrics import adjust_family, describe_change, describe_value
 from iterkd.rundir import RunDir, RunState, StepState
-from iterkd.status import format_status, trend_lines
+from iterkd.status import PASS_TABLE, format_status, trend_lines
 from tests.report.helpers import summary
 
 
@@ -59,7 +59,7 @@ def test_status_of_the_real_run_shows_intervals_and_tests(report_run: Path) -> N
     )
     assert trend[2].endswith(f"vs baseline: {adjusted('vs_baseline', 1)}")
     assert "Holm over 2 rounds" in trend[2]
-    table = text.split("held-out pass@k [95 % interval over questions]\n", 1)[1].splitlines()
+    table = text.split(PASS_TABLE + "\n", 1)[1].splitlines()
     assert table[0].split() == ["round", "pass@1", "pass@2", "greedy", "pass@1"]
     greedy = describe_value(
         evaluations[2]["greedy_pass@1"], evaluations[2]["intervals"]["greedy_pass@1"]
