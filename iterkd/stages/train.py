@@ -84,9 +84,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
     questions = round_questions(ctx)
     rows, faults, scores, kd_rows = _select(ctx)
     # replay keeps what was learnt beside this round's answers; it never trains alone
-    replayed, earlier = (
-        _replayed(ctx, {q.id for q in questions}, scores) if rows or kd_rows else ([], [])
+    replayed, earlier, replayed_scores = (
+        _replayed(ctx, {q.id for q in questions}) if rows or kd_rows else ([], [], {})
     )
+    scores |= replayed_scores
     if replayed:
         ctx.log(f"replaying {len(replayed)} verified rows of {len(earlier)} earlier questions")
     rows += replayed
@@ -170,29 +171,33 @@ def _teacher_answers(
 
 
 def _replayed(
-    ctx: StageContext, pool: set[str], scores: dict[str, list[float | None]]
-) -> tuple[list[SampleRecord], list[Question]]:
+    ctx: StageContext, pool: set[str]
+) -> tuple[list[SampleRecord], list[Question], dict[str, list[float | None]]]:
     """Verified answers of earlier rounds' questions this round's pool no longer holds, each
-    question's from the latest round that has one (`scores` gains their analyzer scores).
+    question's from the latest round that has one, with their questions and analyzer scores.
     Training only on what the student still fails made a pruned tiny student forget what it
     had mastered, round after round (docs/distillation.md)."""
     limit = ctx.cfg.train.replay_rows_per_question
     rows: list[SampleRecord] = []
     questions: dict[str, Question] = {}
-    for index in range(ctx.round - 1, -1, -1) if limit and ctx.round else ():
+    scores: dict[str, list[float | None]] = {}
+    for index in range(ctx.round - 1, -1, -1) if limit else ():
         teacher, verdicts = _teacher_answers(ctx, index)
         passed = {v.sample_id: v.passed for v in verdicts}
         fresh = [
             r for r in select_sft_rows(teacher, passed, limit)
             if r.question_id not in pool and r.question_id not in questions
         ]  # fmt: skip
+        if not fresh:
+            continue
         asked = {
             q.id: q for q in _read(ctx.input_dir("teacher", index) / "questions.jsonl", Question)
         }
         questions |= {r.question_id: asked[r.question_id] for r in fresh}
-        scores |= {k: v for k, v in analyzer_scores(verdicts).items() if k in {r.id for r in fresh}}
+        ids = {r.id for r in fresh}
+        scores |= {k: v for k, v in analyzer_scores(verdicts).items() if k in ids}
         rows += fresh
-    return rows, list(questions.values())
+    return rows, list(questions.values()), scores
 
 
 def _add_fim_tokens(tokenizer: Any, cfg: TrainConfig) -> None:

@@ -62,9 +62,9 @@ def verdict(sample: SampleRecord, passed: bool) -> VerdictRecord:
 def write_round(
     run: RunDir, round_index: int, *, teacher_passes: bool = True, first: int = 0
 ) -> None:
-    """Three seed questions (from the `first`). Teacher: the reference solution, the same reformatted (a
-    duplicate) and a wrong answer; student: a body returning None (a fault) and the reference
-    (passed)."""
+    """Three seed questions, from the `first`. Teacher: the reference solution, the same
+    reformatted (a duplicate) and a wrong answer; student: a body returning None (a fault) and
+    the reference (passed)."""
     questions = load_bundled("seed")[first : first + 3]
     teacher, student, verdicts = [], [], []
     for q in questions:
