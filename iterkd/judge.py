@@ -158,8 +158,8 @@ def _dict_literal(text: str, start: int) -> object:
         if depth == 0:
             try:
                 return ast.literal_eval(text[start : end + 1])
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                return None
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return None  # TypeError: a set of lists (`{[1]}`) is no literal
     return None
 
 

@@ -87,6 +87,9 @@ def test_text_fallbacks(text: str, overall: float) -> None:
         ("7/10 for style, 4/10 for correctness", "conflicting scores"),
         ("```python\nscore = 5\n```", "no score found"),  # code echoed, not a verdict
         ("{'overall': 7, 'x': f(3)}", "no score found"),  # not a literal
+        # a set of lists: ast.literal_eval raises TypeError (SmolLM2's judge wrote one on a
+        # GPU run, and the feedback stage failed on it)
+        ("{[1, 2], [3]} Overall", "no score found"),
         ("7 apples", "no score found"),  # a number in a sentence is no score
         ("42", "outside 1-10"),
     ],
