@@ -23,7 +23,11 @@ arms() {
         > /tmp/pruned-b.log 2>&1 &
     python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-a rounds="$ROUNDS" train.kd=null \
         "${common[@]}" > /tmp/pruned-a.log 2>&1 &
+    # the one-shot arm spends ROUNDS rounds' teacher samples at once, and may train on as many of
+    # them: its per-question caps grow with it (the 2026-12-07 run kept them at 8, so its 48
+    # samples a question trained no more rows than one iterative round)
     python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-c rounds=1 teacher.n=$((16 * ROUNDS)) \
+        train.max_rows_per_question=$((8 * ROUNDS)) train.kd.max_rows_per_question=$((8 * ROUNDS)) \
         "${common[@]}" > /tmp/pruned-c.log 2>&1 &
     wait
 }
@@ -58,7 +62,7 @@ case "${1:-}" in
     arms) arms ;;
     wait)
         until=$((SECONDS + ${2:-500}))
-        while [ $SECONDS -lt $until ] && pgrep -f "iterkd (run|models prune)" >/dev/null; do sleep 10; done
+        while [ $SECONDS -lt $until ] && pgrep -f "iterkd (run|resume|models prune)" >/dev/null; do sleep 10; done
         tail -n 5 /tmp/distill.log /tmp/pruned-*.log || true; collect ;;
     *) echo "usage: $0 start|wait N" >&2; exit 2 ;;
 esac
