@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.utils.checkpoint
 
 from iterkd.atomic import fsync_dir
 from iterkd.training.data import IGNORE_INDEX
@@ -51,9 +52,30 @@ def student_topk_logits(
     hidden: torch.Tensor, lm_head_weight: torch.Tensor, ids: torch.Tensor
 ) -> torch.Tensor:
     """The student's logits at the teacher's top-k ids: `hidden` [M, H] (the final norm's
-    output at the answer positions), `lm_head_weight` [V, H], `ids` [M, k] -> [M, k]."""
+    output at the answer positions), `lm_head_weight` [V, H], `ids` [M, k] -> [M, k]. Gathers
+    k columns of the head per position ([M, k, H] in memory, scattered back in the backward)."""
     columns = lm_head_weight[ids.long()]  # [M, k, H]
     return torch.einsum("mh,mkh->mk", hidden.to(columns.dtype), columns)
+
+
+def student_topk_logits_sliced(
+    hidden: torch.Tensor, lm_head_weight: torch.Tensor, ids: torch.Tensor, slice_rows: int = 2048
+) -> torch.Tensor:
+    """As `student_topk_logits`, through the whole head a slice of positions at a time: a dense
+    [slice, V] matmul, then the k ids picked; each slice's logits are recomputed in the backward
+    (checkpointed), so at most one [slice, V] block is alive. More FLOPs, no scatter."""
+    parts = [
+        torch.utils.checkpoint.checkpoint(
+            _sliced_logits, hidden[start : start + slice_rows], lm_head_weight,
+            ids[start : start + slice_rows], use_reentrant=False,
+        )
+        for start in range(0, hidden.shape[0], slice_rows)
+    ]  # fmt: skip
+    return torch.cat(parts) if parts else hidden.new_zeros(0, ids.shape[-1])
+
+
+def _sliced_logits(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    return (hidden.to(weight.dtype) @ weight.T).gather(1, ids.long())
 
 
 def kd_loss(

@@ -9,7 +9,12 @@ import math
 import pytest
 import torch
 
-from iterkd.training.kd import kd_loss, student_topk_logits, topk_targets
+from iterkd.training.kd import (
+    kd_loss,
+    student_topk_logits,
+    student_topk_logits_sliced,
+    topk_targets,
+)
 
 
 def _kl(p: list[float], q: list[float]) -> float:
@@ -70,6 +75,23 @@ def test_k_columns_of_the_head_equal_the_full_projection() -> None:
     ids, values = topk_targets(full, 7)
     assert ids.dtype == torch.int32 and torch.equal(values, full.topk(7).values)
     assert torch.allclose(student_topk_logits(hidden, weight, ids), values, atol=1e-5)
+
+
+def test_the_sliced_head_gives_the_gathered_logits_and_gradients() -> None:
+    """Slices of 7 positions over 30 (the last one short), recomputed in the backward."""
+    generator = torch.Generator().manual_seed(2)
+    hidden = torch.randn(30, 6, generator=generator, requires_grad=True)
+    weight = torch.randn(50, 6, generator=generator, requires_grad=True)
+    ids = torch.randint(0, 50, (30, 4), generator=generator)
+    found = []
+    for path in (student_topk_logits, lambda h, w, i: student_topk_logits_sliced(h, w, i, 7)):
+        hidden.grad = weight.grad = None
+        logits = path(hidden, weight, ids)
+        logits.square().sum().backward()
+        found.append((logits.detach(), hidden.grad.clone(), weight.grad.clone()))
+    for gathered, sliced in zip(*found, strict=True):
+        assert torch.allclose(gathered, sliced, atol=1e-4)
+    assert student_topk_logits_sliced(hidden[:0], weight, ids[:0]).shape == (0, 4)
 
 
 def test_a_student_trained_on_the_loss_moves_toward_the_teacher() -> None:
