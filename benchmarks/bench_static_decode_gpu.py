@@ -1,6 +1,7 @@
 """Milliseconds per step of the static decode loop for a random-init model of a real shape, with
 and without grouped-query decode attention and CUDA graphs, in one process; then where an eager
-step's GPU time goes (torch.profiler, top kernels). No checkpoint is needed: a step's cost
+step's GPU time goes (torch.profiler: a 20-step run minus a 4-step run, so the prefill and
+the cache's setup cancel). No checkpoint is needed: a step's cost
 depends on the shapes, not on the weights, so SmolLM2's HumanEval n=10 workload is timed without
 carrying its GGUF.
 
@@ -65,14 +66,36 @@ def seconds(decoder: StaticDecoder, prompts, n: int, uniforms: torch.Tensor, tem
     return time.perf_counter() - started, out
 
 
-def profile_step(model, prompts, n: int, uniforms: torch.Tensor, rows: int = 12) -> None:
-    """Top CUDA kernels of a few eager steps (each kernel as it is launched in a step)."""
+def kernel_times(decoder: StaticDecoder, prompts, n: int, uniforms: torch.Tensor) -> dict:
+    """{kernel name: (GPU microseconds, launches)} of one eager run of `uniforms.shape[1]` steps
+    (on CPU: operators and their own CPU time, for a smoke run)."""
     from torch.profiler import ProfilerActivity, profile
 
+    gpu = torch.cuda.is_available()
+    with profile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU]) as prof:
+        decoder.run(prompts, n, uniforms, 0.8, 1.0)
+    found = {}
+    for event in prof.key_averages():
+        total = event.device_time_total if gpu else event.self_cpu_time_total
+        if total > 0:
+            found[event.key] = (total, event.count)
+    return found
+
+
+def profile_step(model, prompts, n: int, uniforms: torch.Tensor, rows: int = 12) -> None:
+    """The top GPU kernels of one eager decode step: a run of 20 steps minus a run of 4, over 16
+    (what both runs share, the prefill and the cache's setup, cancels)."""
     decoder = StaticDecoder(model, 0, [], cuda_graphs=False)
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        decoder.run(prompts, n, uniforms[:, :4], 0.8, 1.0)
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows))
+    short = kernel_times(decoder, prompts, n, uniforms[:, :4])
+    long = kernel_times(decoder, prompts, n, uniforms[:, :20])
+    per_step = {
+        name: ((total - short.get(name, (0, 0))[0]) / 16, (count - short.get(name, (0, 0))[1]) / 16)
+        for name, (total, count) in long.items()
+    }
+    step_us = sum(us for us, _ in per_step.values() if us > 0)
+    print(f"one eager decode step: {step_us / 1000:.2f} ms of device time; top kernels:")
+    for name, (us, launches) in sorted(per_step.items(), key=lambda item: -item[1][0])[:rows]:
+        print(f"  {us / 1000:7.3f} ms  {us / step_us:6.1%}  {launches:5.1f} launches  {name[:110]}")
 
 
 def main() -> None:
@@ -103,7 +126,7 @@ def main() -> None:
         print(f"  {label:22s} {took:7.2f} s  {1000 * took / args.steps:7.2f} ms/step  "
               f"{rows * args.steps / took:9.0f} tok/s  {base / took:5.2f}x  "
               f"tokens equal to the first: {same:.1%}", flush=True)  # fmt: skip
-    if args.profile and device == "cuda":
+    if args.profile:
         profile_step(model, prompts, args.n, uniforms)
 
 
