@@ -6,7 +6,7 @@ evaluated the same questions. Run from the repository root:
 
 Prints, as Markdown:
 - per arm and evaluated round, greedy pass@1 and sampled pass@1, each with its 95 % bootstrap
-  interval over questions; and the mean share of a question's tests its greedy answer passed
+  interval over questions (from the evaluate summary, marked, where the verdicts were not kept); and the mean share of a question's tests its greedy answer passed
   (partial credit: it moves while a weak student's pass@1 is still 0);
 - per arm, the teacher's completion tokens of each round and in all (the generation budget);
 - each arm's final round (or `--round`, where it has one) against the first arm's, question by
@@ -95,13 +95,31 @@ def cell(counts: Counts | None) -> str:
     return metrics.describe_value(found["value"], found["ci95"])
 
 
-def pass_table(arms: dict[str, dict[str, dict[str, Counts]]], view: str) -> list[str]:
+def pass_table(
+    arms: dict[str, dict[str, dict[str, Counts]]], view: str, runs: dict[str, Path]
+) -> list[str]:
     rounds = sorted({r for evaluated in arms.values() for r in evaluated}, key=round_order)
     lines = [f"| arm | {' | '.join(rounds)} |", "|---" * (len(rounds) + 1) + "|"]
     for arm, evaluated in arms.items():
-        cells = [cell(evaluated.get(r, {}).get(view)) for r in rounds]
+        cells = [
+            cell(evaluated[r].get(view))
+            if evaluated.get(r, {}).get(view)
+            else recorded(runs[arm], r, view)
+            for r in rounds
+        ]
         lines.append(f"| {arm} | {' | '.join(cells)} |")
     return lines
+
+
+def recorded(run: Path, round_name: str, view: str) -> str:
+    """The value the evaluate summary recorded, where its verdicts file was not kept (marked: no
+    paired comparison can be made from it)."""
+    summary = run / "rounds" / round_name / "evaluate" / "summary.json"
+    key = "greedy_pass@1" if view == "greedy" else "pass@1"
+    found = json.loads(summary.read_text()) if summary.is_file() else {}
+    if key not in found:
+        return "-"
+    return metrics.describe_value(found[key], found.get("intervals", {}).get(key)) + " (summary)"
 
 
 def round_order(name: str) -> tuple[int, str]:
@@ -173,8 +191,9 @@ def main() -> None:
     empty = [name for name, evaluated in arms.items() if not evaluated]
     if empty:
         sys.exit(f"compare_arms: no finished evaluate step in {', '.join(empty)}")
-    print("\n".join(["Greedy pass@1", "", *pass_table(arms, "greedy"), ""]))
-    print("\n".join(["Sampled pass@1", "", *pass_table(arms, "sampled"), ""]))
+    runs = {run.name: run for run in args.runs}
+    print("\n".join(["Greedy pass@1", "", *pass_table(arms, "greedy", runs), ""]))
+    print("\n".join(["Sampled pass@1", "", *pass_table(arms, "sampled", runs), ""]))
     shares = {run.name: tests_passed(run) for run in args.runs}
     print(
         "\n".join(["Greedy: mean share of a question's tests passed", "", *share_table(shares), ""])

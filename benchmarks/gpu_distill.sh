@@ -47,7 +47,7 @@ collect() {  # at most 8 files come back: the three reports, and one archive of 
     files=(./*.log ./*.json)
     for run in "${runs[@]}"; do
         files+=($(ls "$run"/{state.json,config.yaml,events.jsonl,report.json} 2>/dev/null))
-        files+=($(find "$run/rounds" -name summary.json -o -name 'greedy_*.jsonl' | sort))
+        files+=($(find "$run/rounds" -name summary.json -o -name 'greedy_*.jsonl' -o -path '*evaluate/verdicts.jsonl' | sort))
     done
     tar czf "$OUT/pruned-runs.tgz" "${files[@]}" 2>/dev/null || true
     cd - >/dev/null

@@ -20,7 +20,8 @@ def _evaluated(run: Path, round_name: str, tests_passed: list[int], tokens: int)
         for i, passed in enumerate(tests_passed)
     ]
     (folder / "greedy_verdicts.jsonl").write_text("".join(json.dumps(v) + "\n" for v in verdicts))
-    (folder / "summary.json").write_text("{}")
+    summary = {"pass@1": 0.25, "intervals": {"pass@1": [0.1, 0.4]}}  # no sampled verdicts kept
+    (folder / "summary.json").write_text(json.dumps(summary))
     teacher = run / "rounds" / round_name / "teacher"
     teacher.mkdir()
     (teacher / "summary.json").write_text(json.dumps({"generation": {"completion_tokens": tokens}}))
@@ -38,6 +39,7 @@ def test_partial_credit_and_its_paired_change_against_the_first_arm(tmp_path: Pa
     assert "| arm-a | 0.000 [0.00, 0.00] |" in out
     assert "| arm-b | 0.525 [0.50, 0.57] |" in out  # share of tests: (19 x 0.5 + 1) / 20
     assert "| arm-b | 150 | 150 |" in out
+    assert "| arm-a | 0.250 [0.10, 0.40] (summary) |" in out  # sampled: the recorded value
     shares = [line for line in out.splitlines() if "greedy tests passed" in line]
     assert len(shares) == 1 and "+0.525" in shares[0] and "not significant" not in shares[0]
     pass_at_1 = [line for line in out.splitlines() if "greedy pass@1 |" in line]
