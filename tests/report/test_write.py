@@ -8,6 +8,7 @@ import importlib.util
 import json
 import sys
 import types
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -54,12 +55,58 @@ def test_stage_folders_are_untouched(run_copy: Path) -> None:
     assert not list((run_copy / "rounds").glob("*/*/report.*"))
 
 
+class ExternalReferences(HTMLParser):
+    """What in a page would load or run something: script, link and embedding elements, `src`
+    attributes, absolute URLs in attributes, and `url(` / `@import` in styles. A model's reply
+    shown as text (escaped) is not one, whatever it says: a tiny model once wrote "@import"."""
+
+    LOADING_TAGS = ("script", "link", "iframe", "object", "embed", "img", "audio", "video")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self.in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.LOADING_TAGS:
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            value = (value or "").strip().lower()
+            if name in ("src", "srcset") or value.startswith(("http:", "https:", "//")):
+                self.found.append(f"{tag} {name}={value}")
+            if name == "style" and ("url(" in value or "@import" in value):
+                self.found.append(f"{tag} style={value}")
+        self.in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_style and any(r in data.lower() for r in ("url(", "@import", "http")):
+            self.found.append(f"<style> {data[:80]}")
+
+
+def external_references(html: str) -> list[str]:
+    parser = ExternalReferences()
+    parser.feed(html)
+    return parser.found
+
+
+def test_the_reference_check_finds_loads_but_not_text() -> None:
+    page = (
+        '<style>@import url(x.css)</style><script src="a.js"></script>'
+        '<a href="https://example.com">x</a><div style="background:url(y.png)"></div>'
+    )
+    assert len(external_references(page)) == 5
+    text = '<pre>@import url(http://x) &lt;script src=y&gt;</pre><a href="rounds/001/report.html">r</a>'
+    assert external_references(text) == []
+
+
 def test_html_is_self_contained(run_copy: Path) -> None:
     write_reports(run_copy, sinks=False)
     for path in [run_copy / "report.html", *(run_copy / "rounds").glob("*/report.html")]:
         html = path.read_text()
-        for reference in ("http://", "https://", "<script", "<link", " src=", "url(", "@import"):
-            assert reference not in html, (path, reference)
+        assert external_references(html) == [], path
         assert html.startswith("<!DOCTYPE html>") and "<style>" in html
         assert "<svg" in html and "<table" in html
     round_html = (run_copy / "rounds" / "000" / "report.html").read_text()
