@@ -6,12 +6,14 @@ evaluated the same questions. Run from the repository root:
 
 Prints, as Markdown:
 - per arm and evaluated round, greedy pass@1 and sampled pass@1, each with its 95 % bootstrap
-  interval over questions (from the evaluate summary, marked, where the verdicts were not kept); and the mean share of a question's tests its greedy answer passed
+  interval over questions (from the evaluate summary, marked, where the verdicts were not kept);
+- per arm and evaluated round, the mean share of a question's tests its greedy answer passed
   (partial credit: it moves while a weak student's pass@1 is still 0);
 - per arm, the teacher's completion tokens of each round and in all (the generation budget);
 - each arm's final round (or `--round`, where it has one) against the first arm's, question by
-  question, in pass@1 and in the share of tests passed: the change with its interval and the paired sign-flip p-value, Holm-adjusted over
-  the comparisons of the table (a change called significant is so after adjustment).
+  question, in pass@1 and in the share of tests passed: the change with its interval and the
+  paired sign-flip p-value, Holm-adjusted over the comparisons of the table (a change called
+  significant is so after adjustment).
 """
 
 from __future__ import annotations
@@ -44,24 +46,27 @@ def tests_passed_of(path: Path) -> dict[str, float]:
     return {question: sum(found) / len(found) for question, found in shares.items()}
 
 
+def finished_evaluations(run: Path) -> list[Path]:
+    """The evaluate folders of a run whose step finished (its summary is written last)."""
+    return [f for f in sorted(run.glob("rounds/*/evaluate")) if (f / "summary.json").is_file()]
+
+
 def evaluations(run: Path) -> dict[str, dict[str, Counts]]:
     """{round: {"greedy"/"sampled": counts}} of every finished evaluate step, in round order."""
-    found = {}
-    for folder in sorted(run.glob("rounds/*/evaluate")):
-        if not (folder / "summary.json").is_file():  # written last: the step finished
-            continue
-        found[folder.parent.name] = {
+    return {
+        folder.parent.name: {
             name: counts_of(folder / file) for name, file in VIEWS if (folder / file).is_file()
         }
-    return found
+        for folder in finished_evaluations(run)
+    }
 
 
 def tests_passed(run: Path) -> dict[str, dict[str, float]]:
     """{round: tests_passed_of the greedy answers} of every finished evaluate step."""
     return {
         folder.parent.name: tests_passed_of(folder / "greedy_verdicts.jsonl")
-        for folder in sorted(run.glob("rounds/*/evaluate"))
-        if (folder / "summary.json").is_file() and (folder / "greedy_verdicts.jsonl").is_file()
+        for folder in finished_evaluations(run)
+        if (folder / "greedy_verdicts.jsonl").is_file()
     }
 
 
@@ -102,8 +107,8 @@ def pass_table(
     lines = [f"| arm | {' | '.join(rounds)} |", "|---" * (len(rounds) + 1) + "|"]
     for arm, evaluated in arms.items():
         cells = [
-            cell(evaluated[r].get(view))
-            if evaluated.get(r, {}).get(view)
+            cell(counts)
+            if (counts := evaluated.get(r, {}).get(view))
             else recorded(runs[arm], r, view)
             for r in rounds
         ]

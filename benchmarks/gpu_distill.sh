@@ -24,8 +24,8 @@ arms() {
     python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-a rounds="$ROUNDS" train.kd=null \
         "${common[@]}" > /tmp/pruned-a.log 2>&1 &
     # the one-shot arm spends ROUNDS rounds' teacher samples at once, and may train on as many of
-    # them: its per-question caps grow with it (the 2026-12-07 run kept them at 8, so its 48
-    # samples a question trained no more rows than one iterative round)
+    # them: its per-question caps grow with it (the 2026-12-07 run, ROUNDS=2, kept them at 8, so
+    # its 32 samples a question trained no more rows than one iterative round)
     python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-c rounds=1 teacher.n=$((16 * ROUNDS)) \
         train.max_rows_per_question=$((8 * ROUNDS)) train.kd.max_rows_per_question=$((8 * ROUNDS)) \
         "${common[@]}" > /tmp/pruned-c.log 2>&1 &
