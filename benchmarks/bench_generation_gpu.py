@@ -1,6 +1,7 @@
 """hf backend tokens/s on a GPU for a ~1B random-init Llama (hidden 2048, 22 layers, 32 heads,
 4 KV heads), at batch 1, 16, 64 and 256: the `generate` decoder (transformers' generate) beside
-the `static` one (iterkd's fixed-shape loop with CUDA graphs) and the `continuous` one
+the `static` one (iterkd's fixed-shape loop with CUDA graphs), `static+compile` (the same with
+its step compiled: `compile_decode`; the first pass pays the compile) and the `continuous` one
 (transformers' continuous batching, `generate_batch`) on the same prompts, in the same
 process, each as a fraction of the memory-bandwidth bound (each decode step reads every weight once; the device's bandwidth is
 measured here with a large device-to-device copy). Prints a report; record it in RESULTS.md.
@@ -18,7 +19,12 @@ from pathlib import Path
 
 import torch
 
-DECODERS = ("generate", "static", "continuous")  # the hf backend's decode paths, in one process
+DECODERS = {  # the hf backend's decode paths, in one process: name -> HFBackend arguments
+    "generate": {"decoder": "generate"},
+    "static": {"decoder": "static"},
+    "static+compile": {"decoder": "static", "compile_decode": True},
+    "continuous": {"decoder": "continuous"},
+}
 
 
 def measured_bandwidth() -> float:
@@ -62,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--decoders", nargs="+", choices=DECODERS, default=list(DECODERS))
     args = parser.parse_args()
     bandwidth = measured_bandwidth()
     out = Path(tempfile.mkdtemp())
@@ -74,7 +81,9 @@ def main() -> None:
         f"model: {params_count / 1e9:.3f}B parameters, bf16; {args.tokens} new tokens per row, sampling"
     )
     for batch in args.batches:
-        backends = {name: HFBackend(out, batch_size=batch, decoder=name) for name in DECODERS}
+        backends = {
+            name: HFBackend(out, batch_size=batch, **DECODERS[name]) for name in args.decoders
+        }
         prompts = [
             Prompt(
                 id=f"{q.id}#{i}",
@@ -85,7 +94,7 @@ def main() -> None:
         params = SamplingParams(n=1, temperature=0.8, max_new_tokens=args.tokens, seed=batch)
         # the first pass over new shapes pays one-time costs (allocator, kernel choice, graph
         # capture): warm both paths at full length, then alternate and take medians
-        runs: dict[str, list[float]] = {name: [] for name in DECODERS}
+        runs: dict[str, list[float]] = {name: [] for name in args.decoders}
         for _ in range(3):
             for name, backend in backends.items():
                 runs[name].append(tokens_per_s(backend, prompts, params))
@@ -94,7 +103,7 @@ def main() -> None:
         for name, values in runs.items():
             rate = statistics.median(values[1:])
             cells.append(
-                f"{name} {rate:8.0f} tok/s ({rate / bound:.1%}, {rate / statistics.median(runs['generate'][1:]):.2f}x)"
+                f"{name} {rate:8.0f} tok/s ({rate / bound:.1%}, {rate / statistics.median(runs[args.decoders[0]][1:]):.2f}x)"
             )
         print(
             f"batch {batch:>3}: " + " | ".join(cells) + f" | bound {bound:8.0f} tok/s", flush=True

@@ -1,8 +1,8 @@
 """The KD term's student side in isolation: the student's logits at the teacher's top-k ids, forward
-and backward, by gathering k head columns a position (`student_topk_logits`, the trainer's path)
-against the dense head a slice of positions at a time (`student_topk_logits_sliced`). Same
-process, same inputs; fp32 master weights under bf16 autocast as in training. Pure torch: no
-wheel is needed on the device machine.
+and backward, by gathering k head columns a position (`gathered_topk_logits`, the trainer's path
+until 2026-12-07) against the dense head a chunk of positions at a time (`chunked_topk_logits`,
+the trainer's path on a GPU now). Same process, same inputs; fp32 master weights under bf16
+autocast as in training. Pure torch: no wheel is needed on the device machine.
 
     python3 benchmarks/bench_kd_head_gpu.py            # bench_train_gpu.py's 1.1B Llama batch
     python3 benchmarks/bench_kd_head_gpu.py --shape smollm2
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from iterkd.training.kd import student_topk_logits, student_topk_logits_sliced
+from iterkd.training.kd import chunked_topk_logits, gathered_topk_logits
 
 SHAPES = {  # positions (batch x answer tokens), hidden, vocabulary
     "llama-1b": (8 * 2047, 2048, 32000),  # bench_train_gpu.py: batch 8 of 2048 tokens
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=SHAPES, default="llama-1b")
     parser.add_argument("--top-k", type=int, default=32)
-    parser.add_argument("--slices", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -76,11 +76,9 @@ def main() -> None:
 
         return step
 
-    paths = {"gather (trainer)": student_topk_logits}
-    for rows in args.slices:
-        paths[f"sliced {rows}"] = lambda h, w, i, rows=rows: student_topk_logits_sliced(
-            h, w, i, rows
-        )
+    paths = {"gather (before)": gathered_topk_logits}
+    for rows in args.chunks:
+        paths[f"chunked {rows}"] = lambda h, w, i, rows=rows: chunked_topk_logits(h, w, i, rows)
     reference, baseline = None, None
     for label, path in paths.items():
         ms, peak = timed(run(path), args.repeats, device)

@@ -4,8 +4,10 @@ of the greedy pass (164 prompts) and of sampling (n per prompt), and the pass@1 
     python3 benchmarks/bench_smollm2_gpu.py --model DIR [--batch 1920] [--n 10] [--prompts 164] \
         [--decoders static continuous generate] [--sampled-with static continuous generate]
 
-Each decoder of the hf backend (`static`: iterkd's fixed-shape loop; `continuous`: transformers'
-continuous batching; `generate`: transformers' generate) runs the greedy workload, and those in --sampled-with the sampled one, in one process.
+Each decoder of the hf backend (`static`: iterkd's fixed-shape loop; `static+compile`: the same
+with its decode step compiled, `compile_decode`, the compile paid in its greedy pass;
+`continuous`: transformers' continuous batching; `generate`: transformers' generate) runs the
+greedy workload, and those in --sampled-with the sampled one, in one process.
 
 Prints one line per workload and writes them to --out (JSON) for benchmarks/RESULTS.md.
 """
@@ -57,12 +59,24 @@ def verdict_counts(questions, samples, n: int) -> list[tuple[int, int]]:
     return [(n, sum(f"{q.id}/student/{i}" in passed for i in range(n))) for q in questions]
 
 
+DECODERS = {  # name -> HFBackend arguments; `static+compile` compiles in its first (greedy) pass
+    "static": {"decoder": "static"},
+    "static+compile": {"decoder": "static", "compile_decode": True},
+    "continuous": {"decoder": "continuous"},
+    "generate": {"decoder": "generate"},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--batch", type=int, default=1920)
-    parser.add_argument("--decoders", nargs="+", default=["static", "continuous", "generate"])
-    parser.add_argument("--sampled-with", nargs="+", default=["static", "continuous", "generate"])
+    parser.add_argument(
+        "--decoders", nargs="+", choices=DECODERS, default=["static", "continuous", "generate"]
+    )
+    parser.add_argument(
+        "--sampled-with", nargs="+", choices=DECODERS, default=["static", "continuous", "generate"]
+    )
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--prompts", type=int, default=164)
     parser.add_argument("--max-new-tokens", type=int, default=384)
@@ -74,7 +88,7 @@ def main() -> None:
     greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens)
     sampled = SamplingParams(n=args.n, temperature=0.8, max_new_tokens=args.max_new_tokens, seed=1)
     for decoder in args.decoders:
-        backend = HFBackend(args.model, batch_size=args.batch, decoder=decoder)
+        backend = HFBackend(args.model, batch_size=args.batch, **DECODERS[decoder])
         for name, params in (("greedy", greedy), (f"sampled_n{args.n}", sampled)):
             if params.n > 1 and decoder not in args.sampled_with:
                 continue

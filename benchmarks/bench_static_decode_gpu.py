@@ -1,7 +1,7 @@
 """Milliseconds per step of the static decode loop for a random-init model of a real shape, with
-and without grouped-query decode attention and CUDA graphs, in one process; then where an eager
-step's GPU time goes (torch.profiler: a 20-step run minus a 4-step run, so the prefill and
-the cache's setup cancel). No checkpoint is needed: a step's cost
+and without grouped-query decode attention, CUDA graphs and a compiled step, in one process;
+then where an eager and a compiled step's GPU time goes (torch.profiler: a 20-step run minus a
+4-step run, so the prefill and the cache's setup cancel). No checkpoint is needed: a step's cost
 depends on the shapes, not on the weights, so SmolLM2's HumanEval n=10 workload is timed without
 carrying its GGUF.
 
@@ -32,10 +32,11 @@ SHAPES = {
     "llama-1b": dict(vocab_size=2048, hidden_size=2048, intermediate_size=5632,
                      num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4),
 }  # fmt: skip
-VARIANTS = {  # name: (group_queries, cuda_graphs)
-    "sdpa+graphs (before)": (False, True),
-    "grouped+graphs": (True, True),
-    "grouped, eager steps": (True, False),
+VARIANTS = {  # name: (group_queries, cuda_graphs, compile_step)
+    "sdpa+graphs (before)": (False, True, False),
+    "grouped+graphs": (True, True, False),
+    "grouped, eager steps": (True, False, False),
+    "grouped+compiled+graphs": (True, True, True),
 }
 
 
@@ -82,10 +83,11 @@ def kernel_times(decoder: StaticDecoder, prompts, n: int, uniforms: torch.Tensor
     return found
 
 
-def profile_step(model, prompts, n: int, uniforms: torch.Tensor, rows: int = 12) -> None:
-    """The top GPU kernels of one eager decode step: a run of 20 steps minus a run of 4, over 16
-    (what both runs share, the prefill and the cache's setup, cancels)."""
-    decoder = StaticDecoder(model, 0, [], cuda_graphs=False)
+def profile_step(model, prompts, n: int, uniforms: torch.Tensor, compiled: bool,
+                 rows: int = 12) -> None:  # fmt: skip
+    """The top GPU kernels of one decode step without CUDA graphs: a run of 20 steps minus a run
+    of 4, over 16 (what both runs share, the prefill and the cache's setup, cancels)."""
+    decoder = StaticDecoder(model, 0, [], cuda_graphs=False, compile_step=compiled)
     short = kernel_times(decoder, prompts, n, uniforms[:, :4])
     long = kernel_times(decoder, prompts, n, uniforms[:, :20])
     per_step = {
@@ -93,7 +95,8 @@ def profile_step(model, prompts, n: int, uniforms: torch.Tensor, rows: int = 12)
         for name, (total, count) in long.items()
     }
     step_us = sum(us for us, _ in per_step.values() if us > 0)
-    print(f"one eager decode step: {step_us / 1000:.2f} ms of device time; top kernels:")
+    kind = "compiled" if compiled else "eager"
+    print(f"one {kind} decode step: {step_us / 1000:.2f} ms of device time; top kernels:")
     for name, (us, launches) in sorted(per_step.items(), key=lambda item: -item[1][0])[:rows]:
         print(f"  {us / 1000:7.3f} ms  {us / step_us:6.1%}  {launches:5.1f} launches  {name[:110]}")
 
@@ -107,6 +110,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=384)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--profile", action="store_true", help="also print the top kernels")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build(args.shape, args.width, args.steps, device)
@@ -117,17 +121,21 @@ def main() -> None:
     print(f"{name}: {args.shape}, {rows} rows ({args.prompts} prompts x {args.n}), prompts "
           f"{args.width // 4}-{args.width} tokens, {args.steps} steps, T={args.temperature}")  # fmt: skip
     outputs, base = {}, None
-    for label, (grouped, graphs) in VARIANTS.items():
-        decoder = StaticDecoder(model, 0, [], cuda_graphs=graphs, group_queries=grouped)
-        seconds(decoder, prompts, args.n, uniforms[:, :8], args.temperature)  # warm-up
+    for label in args.variants:
+        grouped, graphs, compiled = VARIANTS[label]
+        decoder = StaticDecoder(model, 0, [], cuda_graphs=graphs, group_queries=grouped,
+                                compile_step=compiled)  # fmt: skip
+        warm, _ = seconds(decoder, prompts, args.n, uniforms[:, :8], args.temperature)
         took, outputs[label] = seconds(decoder, prompts, args.n, uniforms, args.temperature)
         base = base or took
         same = (outputs[label] == next(iter(outputs.values()))).float().mean().item()
         print(f"  {label:22s} {took:7.2f} s  {1000 * took / args.steps:7.2f} ms/step  "
               f"{rows * args.steps / took:9.0f} tok/s  {base / took:5.2f}x  "
-              f"tokens equal to the first: {same:.1%}", flush=True)  # fmt: skip
+              f"tokens equal to the first: {same:.1%}; warm-up (8 steps, compiling) {warm:.1f} s",
+              flush=True)  # fmt: skip
     if args.profile:
-        profile_step(model, prompts, args.n, uniforms)
+        for compiled in (False, True):
+            profile_step(model, prompts, args.n, uniforms, compiled)
 
 
 if __name__ == "__main__":

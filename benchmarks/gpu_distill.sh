@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Issue 15's experiment on a lent GPU machine (docs/distillation.md): the pruned SmolLM2 student
 # healed by (a) SFT + contrastive, (b) + token-level KD, (c) the same teacher samples in one
-# round. Needs a whole session's device time. After `gpu_smollm2.sh setup` twice (wheels and the
-# GGUF's two halves):
-#   bash benchmarks/gpu_distill.sh start      # join the GGUF, prune, run the arms one after another
+# round, (d) KD on (a)'s verified rows only. Needs most of a session's device time. After
+# `gpu_smollm2.sh setup` twice (wheels and the GGUF's two halves):
+#   [ROUNDS=3 ARMS="a b c d"] bash benchmarks/gpu_distill.sh start   # prune, run the arms side by side
 #   bash benchmarks/gpu_distill.sh wait N     # follow for N seconds, then collect what exists
 set -euo pipefail
 RUNS=${RUNS:-/tmp/runs}
 ROUNDS=${ROUNDS:-3}  # of the iterative arms; the one-shot arm gets ROUNDS x 16 teacher samples
+ARMS=${ARMS:-a b c d}  # which of the arms below run, side by side
 GGUF=/tmp/gguf/SmolLM2-135M-Instruct.Q4_1.gguf
 export PYTHONPATH="/tmp/site:$PWD" PATH="/tmp/site/bin:$PATH" PYTHONUNBUFFERED=1
 export ITERKD_CACHE_DIR=/tmp/iterkd-cache HF_HUB_OFFLINE=1
@@ -15,21 +16,33 @@ export ITERKD_CACHE_DIR=/tmp/iterkd-cache HF_HUB_OFFLINE=1
 arms() {
     local model="gguf:$GGUF" student=/tmp/students/smollm2-22l
     [ -d "$student" ] || python3 -m iterkd models prune --from "$model" --drop 8 --to "$student"
-    local common=("runs_dir=$RUNS" "models.teacher.path=$model" "models.judge.path=$model"
+    common=("runs_dir=$RUNS" "models.teacher.path=$model" "models.judge.path=$model"
         "models.student.path=$student" "synthesize.perplexity_model=$model")
     # the arms share nothing but the GPU (each run has its own cache): run side by side, so one
     # arm's sandbox, analyzers and model loads overlap another's generation
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-b rounds="$ROUNDS" "${common[@]}" \
-        > /tmp/pruned-b.log 2>&1 &
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-a rounds="$ROUNDS" train.kd=null \
-        "${common[@]}" > /tmp/pruned-a.log 2>&1 &
-    # the one-shot arm spends ROUNDS rounds' teacher samples at once, and may train on as many of
-    # them: its per-question caps grow with it (the 2026-12-07 run, ROUNDS=2, kept them at 8, so
-    # its 32 samples a question trained no more rows than one iterative round)
-    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml name=pruned-c rounds=1 teacher.n=$((16 * ROUNDS)) \
-        train.max_rows_per_question=$((8 * ROUNDS)) train.kd.max_rows_per_question=$((8 * ROUNDS)) \
-        "${common[@]}" > /tmp/pruned-c.log 2>&1 &
+    for name in $ARMS; do
+        case $name in
+            a) arm a rounds="$ROUNDS" train.kd=null ;;  # SFT + contrastive
+            b) arm b rounds="$ROUNDS" ;;  # + KD on every teacher answer, verified or not
+            # the one-shot arm spends ROUNDS rounds' teacher samples at once, and may train on as
+            # many of them: its per-question caps grow with it (the 2026-12-07 run, ROUNDS=2,
+            # kept them at 8, so its 32 samples a question trained no more rows than one round)
+            c) arm c rounds=1 teacher.n=$((16 * ROUNDS)) train.max_rows_per_question=$((8 * ROUNDS)) \
+                   train.kd.max_rows_per_question=$((8 * ROUNDS)) ;;
+            # KD on the verified answers only: (a)'s rows, (a)'s steps, plus the KD term; against
+            # (a) it is KD alone, against (b) it is the unverified text
+            d) arm d rounds="$ROUNDS" "train.kd.rows=[verified]" ;;
+            *) echo "unknown arm $name (a b c d)" >&2; exit 2 ;;
+        esac
+    done
     wait
+}
+
+arm() {  # name, overrides: one arm's run in the background
+    local name=$1
+    shift
+    python3 -m iterkd run configs/smollm2-pruned-gpu.yaml "name=pruned-$name" "$@" "${common[@]}" \
+        > "/tmp/pruned-$name.log" 2>&1 &
 }
 
 collect() {  # at most 8 files come back: the three reports, and one archive of the rest

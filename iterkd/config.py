@@ -69,6 +69,12 @@ class ModelSpec(_Strict):
         "transformers' continuous batching (generate_batch; sampled rows are seeded per call, "
         "not per row); auto = static where the model allows it",
     )
+    compile_decode: bool = Field(
+        False,
+        description="hf backend, static decoder: torch.compile the decode step (one graph, "
+        "dynamic shapes, compiled once a process: tens of seconds), so a step launches fewer "
+        "kernels; pays off on a GPU for long generations",
+    )
     # vllm
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     tensor_parallel_size: PositiveInt = 1
@@ -87,6 +93,9 @@ class ModelSpec(_Strict):
                 raise ValueError("the openai backend needs `endpoints` and `model_name`")
         elif not self.path:
             raise ValueError(f"the {self.backend} backend needs `path`")
+        if self.compile_decode and (self.backend != "hf" or self.decoder not in ("auto", "static")):
+            raise ValueError("compile_decode needs the hf backend's static decoder (decoder: "
+                             f"auto or static), not backend {self.backend!r}, decoder {self.decoder!r}")  # fmt: skip
         return self
 
 

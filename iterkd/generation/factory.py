@@ -63,4 +63,5 @@ def open_backend(spec: ModelSpec, role: str, adapter: Path | None = None) -> Bac
         on_long_prompt=spec.on_long_prompt,
         role=role,
         decoder=spec.decoder,
+        compile_decode=spec.compile_decode,
     )

@@ -81,6 +81,7 @@ class HFBackend:
         on_long_prompt: LongPromptPolicy = "skip",
         role: str = "model",
         decoder: Decoder = "auto",
+        compile_decode: bool = False,
     ) -> None:
         on_long_prompt = check_long_prompt_policy(on_long_prompt)  # before any loading
         if decoder not in DECODERS:
@@ -98,7 +99,7 @@ class HFBackend:
         self.path = Path(path)
         self.engine_calls = 0
         self.continuous = decoder == "continuous" and self._check_continuous()
-        self.static = self._static_decoder(decoder)
+        self.static = self._static_decoder(decoder, compile_decode)
 
     def _check_continuous(self) -> bool:
         if not hasattr(self.model, "generate_batch"):
@@ -106,14 +107,20 @@ class HFBackend:
                              "with continuous batching (`generate_batch`, transformers >= 4.56)")  # fmt: skip
         return True
 
-    def _static_decoder(self, decoder: Decoder) -> StaticDecoder | None:
+    def _static_decoder(self, decoder: Decoder, compile_step: bool) -> StaticDecoder | None:
         """The fixed-shape decode loop, unless `generate` is asked for or the model needs it."""
         reason = unsupported_reason(self.model)
+        if compile_step and decoder in ("generate", "continuous"):
+            raise ValueError(f"{self.role}: compile_decode needs the static decoder, not {decoder}")
+        if compile_step and reason is not None:
+            raise ValueError(f"{self.role} path {self.path}: compile_decode needs the static "
+                             f"decoder, which cannot run {reason}")  # fmt: skip
         if decoder in ("generate", "continuous") or (decoder == "auto" and reason is not None):
             return None
         if reason is not None:
             raise ValueError(f"{self.role} path {self.path}: decoder static cannot run {reason}")
-        return StaticDecoder(self.model, self.tokenizer.pad_token_id, self._eos_ids())
+        return StaticDecoder(self.model, self.tokenizer.pad_token_id, self._eos_ids(),
+                             compile_step=compile_step)  # fmt: skip
 
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id

@@ -11,6 +11,9 @@ every layer from Python at each step: a 135M model spends its time in launches, 
   reads each cached key and value once (`grouped_decode_attention`); transformers' sdpa copies
   them once per query head whenever a mask is given on CUDA, and at 1,640 rows of ~1,000
   positions those copies are most of a step.
+- `compile_step`: the step's forward is `torch.compile`d (one graph for every layer, with
+  dynamic shapes; the prefill stays eager), so the norms', rotary embeddings' and activations'
+  elementwise kernels fuse; on a GPU the compiled step is then captured as a CUDA graph too.
 - Sampling is `hf.RowSampler`'s: one pre-drawn uniform per row and step, so a row's tokens depend
   on its own seed only, whichever rows share its batch. Rows that reached an end-of-turn token are
   padded; the host looks at them every `CHECK_EVERY` steps to stop early.
@@ -173,8 +176,8 @@ def choose_tokens(logits: torch.Tensor, uniforms: torch.Tensor, temperature: flo
 class StaticDecoder:
     """Generates for a batch of prompts, n rows each; see the module docstring."""
 
-    def __init__(self, model: Any, pad_id: int, eos_ids: Sequence[int], *,
-                 cuda_graphs: bool = True, group_queries: bool = True) -> None:  # fmt: skip
+    def __init__(self, model: Any, pad_id: int, eos_ids: Sequence[int], *, cuda_graphs: bool = True,
+                 group_queries: bool = True, compile_step: bool = False) -> None:  # fmt: skip
         self.model = model
         self.pad_id = pad_id
         self.eos_ids = sorted(set(eos_ids))
@@ -183,6 +186,9 @@ class StaticDecoder:
         self.cuda_graphs = cuda_graphs and model.device.type == "cuda"
         self.graph_steps = 0  # decode steps replayed from a CUDA graph (for tests and benchmarks)
         self.group_queries = group_queries  # off: transformers' sdpa (the A/B in benchmarks)
+        # the step's forward as one compiled graph (dynamic shapes: one compile a process, not
+        # one a batch); its elementwise kernels fuse, so a step launches fewer of them
+        self.forward = torch.compile(model.forward, dynamic=True) if compile_step else model
 
     @torch.inference_mode()
     def run(self, prompts: Sequence[Sequence[int]], n: int, uniforms: torch.Tensor,
@@ -256,7 +262,7 @@ class StaticDecoder:
         """One decode step, entirely on the device (what a CUDA graph captures)."""
         cache = state["cache"]
         state["mask"].index_fill_(3, cache.index, True if self.boolean_mask else 0.0)
-        logits = self.model(input_ids=state["tokens"], attention_mask=state["mask"],
+        logits = self.forward(input_ids=state["tokens"], attention_mask=state["mask"],
                             position_ids=state["positions"], past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :]  # fmt: skip
         column = uniforms.index_select(1, state["step"])

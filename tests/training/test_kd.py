@@ -4,15 +4,17 @@ projection, and a student trained on the loss moves toward the teacher on held-o
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
 import torch
 
 from iterkd.training.kd import (
+    chunked_topk_logits,
+    gathered_topk_logits,
     kd_loss,
     student_topk_logits,
-    student_topk_logits_sliced,
     topk_targets,
 )
 
@@ -77,21 +79,51 @@ def test_k_columns_of_the_head_equal_the_full_projection() -> None:
     assert torch.allclose(student_topk_logits(hidden, weight, ids), values, atol=1e-5)
 
 
-def test_the_sliced_head_gives_the_gathered_logits_and_gradients() -> None:
-    """Slices of 7 positions over 30 (the last one short), recomputed in the backward."""
+def _logits_and_grads(path, hidden, weight, ids, autocast: bool = False):
+    hidden.grad = None
+    if weight.requires_grad:
+        weight.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = path(hidden, weight, ids)
+    logits.float().square().sum().backward()
+    head_grad = weight.grad.clone() if weight.requires_grad else None
+    return logits.detach().float(), hidden.grad.clone(), head_grad
+
+
+def test_the_chunked_head_gives_the_gathered_logits_and_gradients() -> None:
+    """Chunks of 7 positions over 30 (the last one short), against the gathered reference."""
     generator = torch.Generator().manual_seed(2)
     hidden = torch.randn(30, 6, generator=generator, requires_grad=True)
     weight = torch.randn(50, 6, generator=generator, requires_grad=True)
     ids = torch.randint(0, 50, (30, 4), generator=generator)
-    found = []
-    for path in (student_topk_logits, lambda h, w, i: student_topk_logits_sliced(h, w, i, 7)):
-        hidden.grad = weight.grad = None
-        logits = path(hidden, weight, ids)
-        logits.square().sum().backward()
-        found.append((logits.detach(), hidden.grad.clone(), weight.grad.clone()))
-    for gathered, sliced in zip(*found, strict=True):
-        assert torch.allclose(gathered, sliced, atol=1e-4)
-    assert student_topk_logits_sliced(hidden[:0], weight, ids[:0]).shape == (0, 4)
+    chunked = _logits_and_grads(
+        functools.partial(chunked_topk_logits, chunk_rows=7), hidden, weight, ids
+    )
+    gathered = _logits_and_grads(gathered_topk_logits, hidden, weight, ids)
+    for ours, reference in zip(chunked, gathered, strict=True):
+        assert torch.allclose(ours, reference, atol=1e-4)
+    assert chunked[2].abs().sum() > 0  # the head's gradient is not left out
+    assert chunked_topk_logits(hidden[:0], weight, ids[:0]).shape == (0, 4)
+
+
+def test_the_chunked_head_under_bf16_autocast_and_with_a_frozen_head() -> None:
+    """Training's two settings: fp32 master weights under bf16 autocast (the matmuls in bf16,
+    as the gathered einsum's), and LoRA's frozen head (no gradient for it, the hidden's still)."""
+    generator = torch.Generator().manual_seed(3)
+    hidden = torch.randn(40, 16, generator=generator, requires_grad=True)
+    weight = torch.randn(64, 16, generator=generator, requires_grad=True)
+    ids = torch.randint(0, 64, (40, 5), generator=generator)
+    path = functools.partial(chunked_topk_logits, chunk_rows=16)
+    chunked = _logits_and_grads(path, hidden, weight, ids, autocast=True)
+    gathered = _logits_and_grads(gathered_topk_logits, hidden, weight, ids, autocast=True)
+    for ours, reference in zip(chunked, gathered, strict=True):
+        # bf16 keeps ~3 significant digits: within 1 % of the largest value
+        assert (ours - reference).abs().max() <= 1e-2 * reference.abs().max()
+    full = _logits_and_grads(path, hidden, weight, ids)
+    assert not torch.equal(chunked[0], full[0])  # the autocast run did compute in bf16
+    frozen = weight.detach()
+    _, hidden_grad, head_grad = _logits_and_grads(path, hidden, frozen, ids)
+    assert head_grad is None and torch.allclose(hidden_grad, full[1], atol=1e-4)
 
 
 def test_a_student_trained_on_the_loss_moves_toward_the_teacher() -> None:
@@ -115,3 +147,25 @@ def test_a_student_trained_on_the_loss_moves_toward_the_teacher() -> None:
         kd_loss(student_topk_logits(train, student, ids), targets, "forward_kl").backward()
         optimizer.step()
     assert held_kl() < 0.5 * before
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_the_trainer_takes_the_chunked_head_and_it_equals_the_gather() -> None:
+    generator = torch.Generator().manual_seed(4)
+    hidden = torch.randn(3000, 64, generator=generator).cuda().requires_grad_()
+    weight = torch.randn(1000, 64, generator=generator).cuda().requires_grad_()
+    ids = torch.randint(0, 1000, (3000, 8), generator=generator).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        ours = student_topk_logits(hidden, weight, ids)
+    reference = chunked_topk_logits(hidden, weight, ids)
+    assert ours.dtype == torch.float32  # the chunked path's output (the gather's is bf16)
+    ours.square().sum().backward()
+    grads = (hidden.grad.clone(), weight.grad.clone())
+    hidden.grad = weight.grad = None
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        gathered = gathered_topk_logits(hidden, weight, ids)
+    gathered.float().square().sum().backward()
+    pairs = [(ours, reference), *zip(grads, (hidden.grad, weight.grad), strict=True)]
+    for found, expected in pairs:
+        assert (found.detach() - expected.detach()).abs().max() <= 1e-2 * expected.abs().max()
