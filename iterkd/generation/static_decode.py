@@ -7,6 +7,8 @@ every layer from Python at each step: a 135M model spends its time in launches, 
 - The KV cache is preallocated for prompt width + max_new_tokens and written at a position held
   in a device tensor; the attention mask is a 4D tensor built here, so transformers takes it as
   it is and nothing in a step reads a value back to the host.
+- A step reads the cache only up to the next multiple of `WINDOW` (64) past its position, not
+  to the end of the generation; on a GPU each window has its CUDA graph.
 - A one-token step of a grouped-query model (SmolLM2: 9 query heads share 3 key/value heads)
   reads each cached key and value once (`grouped_decode_attention`); transformers' sdpa copies
   them once per query head whenever a mask is given on CUDA, and at 1,640 rows of ~1,000
@@ -34,7 +36,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 CHECK_EVERY = 16  # steps between looks at "all rows done?" (each look waits for the GPU)
-WARMUP_STEPS = 2  # eager steps before a CUDA graph is captured (allocator and kernel warm-up)
+WARMUP_STEPS = 2  # steps run before the first CUDA graph is captured (kernel warm-up)
+WINDOW = 64  # the cache prefix a step reads grows in blocks of this many positions
 SUPPORTED_ATTENTION = ("sdpa", "eager")
 # generation-config fields that change the distribution of the next token; a model whose
 # generation config sets one keeps the `generate` path, which applies it
@@ -114,19 +117,27 @@ class PrefillKV:
 
 
 class StaticKV:
-    """rows x heads x length x head_dim per layer, written at `index` (a device tensor)."""
+    """rows x heads x length x head_dim per layer, written at `index` (a device tensor). A step
+    reads the prefix as long as its attention mask (`window`): the positions not reached yet
+    are not read at all, rather than read and masked out."""
 
     def __init__(self, prefill: PrefillKV, n: int, length: int) -> None:
-        self.keys = [_grown(k.repeat_interleave(n, dim=0), length) for k in prefill.keys]
-        self.values = [_grown(v.repeat_interleave(n, dim=0), length) for v in prefill.values]
+        # one spare position, never read: a window is then never the whole tensor, so its view
+        # is never contiguous (a compiled step would compile again for the one that is)
+        self.length = length
+        self.keys = [_grown(k.repeat_interleave(n, dim=0), length + 1) for k in prefill.keys]
+        self.values = [_grown(v.repeat_interleave(n, dim=0), length + 1) for v in prefill.values]
         device = self.keys[0].device
         self.index = torch.tensor([prefill.keys[0].shape[2]], dtype=torch.long, device=device)
+        self.window = self.keys[0][:1, :1, :length, :1]  # its length is what a step reads (a shape,
+        # not an int: a compiled step treats it as a dynamic size, not a constant)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int,
                *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         self.keys[layer_idx].index_copy_(2, self.index, key_states)
         self.values[layer_idx].index_copy_(2, self.index, value_states)
-        return self.keys[layer_idx], self.values[layer_idx]
+        read = self.window.shape[2]
+        return self.keys[layer_idx][:, :, :read], self.values[layer_idx][:, :, :read]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0  # position ids are always passed explicitly
@@ -136,6 +147,13 @@ def _grown(states: torch.Tensor, length: int) -> torch.Tensor:
     out = states.new_zeros((*states.shape[:2], length, states.shape[3]))
     out[:, :, : states.shape[2]] = states
     return out
+
+
+def _dynamic_length(view: torch.Tensor, dim: int = 2) -> torch.Tensor:
+    """`view`, its length along `dim` marked as a size that varies (a compiled step reads a
+    window of the cache that grows: one graph for every window, not one compile each)."""
+    torch._dynamo.maybe_mark_dynamic(view, dim)
+    return view
 
 
 def unsupported_reason(model: Any) -> str | None:
@@ -185,6 +203,7 @@ class StaticDecoder:
         self.boolean_mask = implementation == "sdpa"  # eager attention adds a float mask
         self.cuda_graphs = cuda_graphs and model.device.type == "cuda"
         self.graph_steps = 0  # decode steps replayed from a CUDA graph (for tests and benchmarks)
+        self.graph_pool: Any = None  # one memory pool for every captured step
         self.group_queries = group_queries  # off: transformers' sdpa (the A/B in benchmarks)
         # the step's forward as one compiled graph (dynamic shapes: one compile a process, not
         # one a batch); its elementwise kernels fuse, so a step launches fewer of them
@@ -262,7 +281,9 @@ class StaticDecoder:
         """One decode step, entirely on the device (what a CUDA graph captures)."""
         cache = state["cache"]
         state["mask"].index_fill_(3, cache.index, True if self.boolean_mask else 0.0)
-        logits = self.forward(input_ids=state["tokens"], attention_mask=state["mask"],
+        # contiguous: a window's view would be, at full length only (a compiled step's guard)
+        mask = _dynamic_length(state["mask"][..., : cache.window.shape[2]].contiguous(), dim=3)
+        logits = self.forward(input_ids=state["tokens"], attention_mask=mask,
                             position_ids=state["positions"], past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :]  # fmt: skip
         column = uniforms.index_select(1, state["step"])
@@ -273,15 +294,25 @@ class StaticDecoder:
 
     def _decode(self, state: dict, uniforms: torch.Tensor, temperature: float, top_p: float,
                 steps: int) -> None:  # fmt: skip
-        graph = None
+        """Steps 1 .. steps-1. Each reads the cache up to the next multiple of `WINDOW` past the
+        position it writes; on a GPU each window's step is a CUDA graph of its own (all share one
+        memory pool), captured once `WARMUP_STEPS` steps have run without one."""
+        cache = state["cache"]
+        start, length = int(cache.index.item()), cache.length
+        graphs: dict[int, torch.cuda.CUDAGraph | None] = {}
+        ungraphed = 0
         for done_steps in range(1, steps):
-            if graph is None and self.cuda_graphs and done_steps > WARMUP_STEPS:
-                graph = self._capture(state, uniforms, temperature, top_p)
+            read = min(length, -(-(start + done_steps) // WINDOW) * WINDOW)
+            cache.window = _dynamic_length(cache.keys[0][:1, :1, :read, :1])
+            graph = graphs.get(read)
+            if graph is None and self.cuda_graphs and ungraphed >= WARMUP_STEPS:
+                graph = graphs[read] = self._capture(state, uniforms, temperature, top_p)
             if graph is not None:
                 graph.replay()
                 self.graph_steps += 1
             else:
                 self._step(state, uniforms, temperature, top_p)
+                ungraphed += 1
             if done_steps % CHECK_EVERY == 0 and bool(state["done"].all()):
                 return
 
@@ -292,8 +323,10 @@ class StaticDecoder:
         runs eagerly, slower but the same."""
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
+        if self.graph_pool is None:
+            self.graph_pool = torch.cuda.graph_pool_handle()
         try:
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, pool=self.graph_pool):
                 self._step(state, uniforms, temperature, top_p)
         except RuntimeError as error:
             self.cuda_graphs = False

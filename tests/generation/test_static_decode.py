@@ -249,17 +249,28 @@ def test_a_grouped_query_model_decodes_through_grouped_attention_to_the_tokens_o
     )[:, 5:]  # fmt: skip
     assert torch.equal(out, expected)
     assert len({tuple(row) for row in out.tolist()}) == 3  # the rows really differ
+    monkeypatch.setattr(static_decode, "WINDOW", 4)  # each step reads 4, 8, .. cached positions
+    assert torch.equal(
+        StaticDecoder(model, 0, [95]).run(prompts, 1, torch.zeros(3, 12), 0.0, 1.0), expected
+    )
+    monkeypatch.undo()
     decode_calls.clear()  # the switch benchmarks use for their baseline: transformers' sdpa
     plain = StaticDecoder(model, 0, [95], group_queries=False)
     assert torch.equal(plain.run(prompts, 1, torch.zeros(3, 12), 0.0, 1.0), expected)
     assert decode_calls == []
 
 
-def test_a_compiled_step_gives_the_tokens_of_an_eager_one_over_batches_of_other_shapes() -> None:
+def test_a_compiled_step_gives_the_tokens_of_an_eager_one_over_batches_of_other_shapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """`compile_step`: one graph with dynamic shapes serves a second batch of other rows and
-    widths without compiling again; greedy and sampled tokens equal the eager loop's."""
+    widths, and every cache window, without compiling again; greedy and sampled tokens equal
+    the eager loop's."""
     from torch._dynamo.utils import counters
 
+    from iterkd.generation import static_decode
+
+    monkeypatch.setattr(static_decode, "WINDOW", 4)  # the window grows every 4 steps
     model = grouped_query_llama()
     batches = [
         ([[1, 5, 6, 7, 8], [1, 9, 10]], 2, torch.rand(4, 10, generator=torch.Generator().manual_seed(5))),
@@ -267,13 +278,14 @@ def test_a_compiled_step_gives_the_tokens_of_an_eager_one_over_batches_of_other_
     ]  # fmt: skip
     compiled = StaticDecoder(model, 0, [95], compile_step=True)
     eager = StaticDecoder(model, 0, [95])
-    graphs = []
+    graphs = [counters["stats"]["unique_graphs"]]
     for prompts, n, uniforms in batches:
         for temperature in (0.0, 0.8):
             found = compiled.run(prompts, n, uniforms, temperature, 1.0)
             assert torch.equal(found, eager.run(prompts, n, uniforms, temperature, 1.0))
         graphs.append(counters["stats"]["unique_graphs"])
-    assert graphs[0] >= 1 and graphs[1] == graphs[0]  # the second batch compiled nothing
+    assert graphs[1] == graphs[0] + 1  # one graph for every window of the first batch
+    assert graphs[2] == graphs[1]  # and the second batch compiled nothing
 
 
 def test_compile_decode_needs_the_static_decoder(tiny_models: Path) -> None:
