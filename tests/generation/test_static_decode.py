@@ -163,9 +163,15 @@ def test_eager_attention_gives_the_same_tokens_as_sdpa(tiny_models: Path) -> Non
 
 
 @pytest.mark.gpu
-def test_cuda_graph_steps_give_the_same_tokens_as_eager_steps(tiny_models: Path) -> None:
+def test_cuda_graph_steps_give_the_same_tokens_as_eager_steps(
+    tiny_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 8-position windows: a CUDA graph a window, all in one memory pool."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
+    from iterkd.generation import static_decode
+
+    monkeypatch.setattr(static_decode, "WINDOW", 8)
     model = load_model(tiny_models / "student", device="cuda", dtype="float32")
     prompts = [[1, 5, 6, 7], [1, 8, 9], [1, 4]]
     uniforms = torch.rand(12, 40, generator=torch.Generator().manual_seed(4))
@@ -177,9 +183,14 @@ def test_cuda_graph_steps_give_the_same_tokens_as_eager_steps(tiny_models: Path)
 
 
 @pytest.mark.gpu
-def test_a_compiled_step_captured_as_a_cuda_graph_gives_the_tokens_of_an_eager_step() -> None:
+def test_a_compiled_step_captured_as_a_cuda_graph_gives_the_tokens_of_an_eager_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
+    from iterkd.generation import static_decode
+
+    monkeypatch.setattr(static_decode, "WINDOW", 8)  # 6 windows, a graph each
     model = grouped_query_llama().cuda()
     prompts = [[1, 5, 6, 7], [1, 8, 9], [1, 4]]
     uniforms = torch.rand(12, 40, generator=torch.Generator().manual_seed(4))
