@@ -4,6 +4,9 @@
 # wheels (.whl*, ignored by git), and the 98 MB GGUF in two halves over two calls (.gguf/p0,
 # .gguf/p1), joined in /tmp while the machine stays warm. Steps, one per call:
 #   bash benchmarks/gpu_smollm2.sh setup      # install the wheels, keep the GGUF half(s) carried
+#   bash benchmarks/gpu_smollm2.sh train-kernels    # no GGUF: KD head, training, GPU tests
+#   bash benchmarks/gpu_smollm2.sh decode-kernels   # no GGUF: the decode loop, the hf backend
+#     (each after `setup` in the same call; carry .whl and .tiny/tiny-models-v3)
 #   bash benchmarks/gpu_smollm2.sh bench      # join the GGUF, bench_smollm2_gpu.py (issue 16)
 #   bash benchmarks/gpu_smollm2.sh start      # join the GGUF, run the config in the background
 #   bash benchmarks/gpu_smollm2.sh wait N     # follow the run for N seconds
@@ -43,6 +46,29 @@ bench() {
     python3 benchmarks/bench_smollm2_gpu.py --model /tmp/smol --out "$OUT/bench_smollm2_gpu.json" "$@"
 }
 
+train_kernels() {  # no GGUF (~5 min): the KD head alone, training with and without KD, GPU tests
+    set +e
+    python3 benchmarks/bench_kd_head_gpu.py 2>&1 | tee "$OUT/kd_head.txt"
+    python3 benchmarks/bench_kd_head_gpu.py --shape smollm2 2>&1 | tee -a "$OUT/kd_head.txt"
+    python3 benchmarks/bench_train_gpu.py --cases iterkd-sft iterkd-kd --steps 5 --warmup 2 \
+        --out "$OUT/train" > "$OUT/train.txt" 2>&1
+    tail -6 "$OUT/train.txt"
+    ITERKD_CACHE_DIR="$PWD/.tiny" timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/training/test_kd.py tests/generation/test_static_decode.py \
+        tests/training/test_trainer_gpu.py 2>&1 | tee "$OUT/gpu_tests.txt" | tail -4
+}
+
+decode_kernels() {  # no GGUF (~8 min): the decode loop alone, then the hf backend end to end
+    set +e
+    timeout 170 python3 benchmarks/bench_static_decode_gpu.py --shape llama-1b --prompts 64 --n 1 \
+        --width 60 --steps 128 --profile 2>&1 | grep -v Warning | tee "$OUT/static_llama1b.txt"
+    timeout 130 python3 benchmarks/bench_static_decode_gpu.py --shape smollm2 \
+        --variants "grouped+graphs" "grouped+compiled+graphs" 2>&1 | grep -v Warning \
+        | tee "$OUT/static_smollm2.txt"
+    timeout 170 python3 benchmarks/bench_generation_gpu.py --batches 1 16 64 \
+        --decoders generate static static+compile 2>&1 | grep -v Warning | tee "$OUT/generation.txt"
+}
+
 start() {
     join
     local model="gguf:$GGUF"
@@ -79,8 +105,10 @@ collect() {
 case "${1:-}" in
     setup) setup ;;
     bench) shift; bench "$@" ;;
+    train-kernels) train_kernels ;;
+    decode-kernels) decode_kernels ;;
     start) shift; start "$@" ;;
     wait) follow "${2:-500}" ;;
     collect) collect ;;
-    *) echo "usage: $0 setup|bench|start|wait N|collect" >&2; exit 2 ;;
+    *) echo "usage: $0 setup|train-kernels|decode-kernels|bench|start|wait N|collect" >&2; exit 2 ;;
 esac
