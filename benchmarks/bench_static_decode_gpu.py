@@ -1,9 +1,9 @@
 """Milliseconds per step of the static decode loop for a random-init model of a real shape, with
 and without grouped-query decode attention, cache windows, CUDA graphs and a compiled step, in
-one process; then where an eager and a compiled step's GPU time goes (torch.profiler: a 20-step run minus a
-4-step run, so the prefill and the cache's setup cancel). No checkpoint is needed: a step's cost
-depends on the shapes, not on the weights, so SmolLM2's HumanEval n=10 workload is timed without
-carrying its GGUF.
+one process; then where an eager and a compiled step's GPU time goes (torch.profiler: a
+20-step run minus a 4-step run, so the prefill and the cache's setup cancel). No checkpoint is
+needed: a step's cost depends on the shapes, not on the weights, so SmolLM2's HumanEval n=10
+workload is timed without carrying its GGUF.
 
     python3 benchmarks/bench_static_decode_gpu.py --shape smollm2     # 164 prompts x 10, 384 steps
     python3 benchmarks/bench_static_decode_gpu.py --shape llama-1b --prompts 64 --n 1 --steps 128
