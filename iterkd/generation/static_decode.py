@@ -123,7 +123,8 @@ class StaticKV:
 
     def __init__(self, prefill: PrefillKV, n: int, length: int) -> None:
         # one spare position, never read: a window is then never the whole tensor, so its view
-        # is never contiguous (a compiled step would compile again for the one that is)
+        # is never contiguous (a compiled step would compile again for the one that is); the
+        # decoder's mask has one spare column for the same reason
         self.length = length
         self.keys = [_grown(k.repeat_interleave(n, dim=0), length + 1) for k in prefill.keys]
         self.values = [_grown(v.repeat_interleave(n, dim=0), length + 1) for v in prefill.values]
@@ -247,7 +248,8 @@ class StaticDecoder:
 
     def _decode_state(self, real: torch.Tensor, n: int, length: int, prefill: PrefillKV) -> dict:
         rows, width = real.shape[0] * n, real.shape[1]
-        allowed = torch.zeros(rows, 1, 1, length, dtype=torch.bool, device=real.device)
+        # one spare column, as the cache has one spare position: no window's view is contiguous
+        allowed = torch.zeros(rows, 1, 1, length + 1, dtype=torch.bool, device=real.device)
         allowed[:, 0, 0, :width] = real.repeat_interleave(n, 0)
         return {
             "cache": StaticKV(prefill, n, length),
@@ -281,8 +283,7 @@ class StaticDecoder:
         """One decode step, entirely on the device (what a CUDA graph captures)."""
         cache = state["cache"]
         state["mask"].index_fill_(3, cache.index, True if self.boolean_mask else 0.0)
-        # contiguous: a window's view would be, at full length only (a compiled step's guard)
-        mask = _dynamic_length(state["mask"][..., : cache.window.shape[2]].contiguous(), dim=3)
+        mask = _dynamic_length(state["mask"][..., : cache.window.shape[2]], dim=3)
         logits = self.forward(input_ids=state["tokens"], attention_mask=mask,
                             position_ids=state["positions"], past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :]  # fmt: skip
@@ -303,7 +304,8 @@ class StaticDecoder:
         ungraphed = 0
         for done_steps in range(1, steps):
             read = min(length, -(-(start + done_steps) // WINDOW) * WINDOW)
-            cache.window = _dynamic_length(cache.keys[0][:1, :1, :read, :1])
+            if read != cache.window.shape[2]:  # a new window: every WINDOW steps, not each step
+                cache.window = _dynamic_length(cache.keys[0][:1, :1, :read, :1])
             graph = graphs.get(read)
             if graph is None and self.cuda_graphs and ungraphed >= WARMUP_STEPS:
                 graph = graphs[read] = self._capture(state, uniforms, temperature, top_p)
