@@ -130,8 +130,9 @@ class StaticKV:
         self.values = [_grown(v.repeat_interleave(n, dim=0), length + 1) for v in prefill.values]
         device = self.keys[0].device
         self.index = torch.tensor([prefill.keys[0].shape[2]], dtype=torch.long, device=device)
-        self.window = self.keys[0][:1, :1, :length, :1]  # its length is what a step reads (a shape,
-        # not an int: a compiled step treats it as a dynamic size, not a constant)
+        # its length is what a step reads (a shape, not an int: a compiled step treats it as a
+        # dynamic size, not a constant)
+        self.window = _dynamic_length(self.keys[0][:1, :1, :length, :1])
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int,
                *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
